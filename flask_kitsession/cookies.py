@@ -1,0 +1,108 @@
+"""The session cookie's value: a token, signed with the app's secret keys.
+
+The token alone already carries 256 random bits, so the signature is a second
+line of defence: a cookie that was not made with one of the app's keys is
+turned away before the store is asked, and rotating ``SECRET_KEY`` (keeping the
+old one in ``SECRET_KEY_FALLBACKS``) signs every session out of any client that
+kept a cookie from a key since removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing as t
+
+from itsdangerous import BadSignature
+from itsdangerous import Signer
+
+from . import tokens
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+#: Longer cookie values are refused before any hashing: a signed token is 87
+#: characters, and nothing a client sends makes the server work harder.
+MAX_COOKIE_VALUE_LENGTH = 256
+
+
+class CookieSigner:
+    """Signs tokens into cookie values and checks them on the way back.
+
+    :param salt: Mixed into the signing key, so the signature cannot be
+        confused with any other use of ``SECRET_KEY``.
+    :param digest_method: Hash function of the HMAC.
+    :param key_derivation: itsdangerous key derivation name.
+    :param sign: When false, the cookie value is the bare token.
+    """
+
+    def __init__(
+        self,
+        *,
+        salt: str,
+        digest_method: t.Any = hashlib.sha256,
+        key_derivation: str = "hmac",
+        sign: bool = True,
+    ) -> None:
+        self.salt = salt
+        self.digest_method = digest_method
+        self.key_derivation = key_derivation
+        self.sign = sign
+        self._cache: tuple[tuple[t.Any, ...], Signer] | None = None
+
+    def get_signer(self, app: Flask) -> Signer | None:
+        """Return the signer for the app's current keys, or ``None`` without a
+        ``SECRET_KEY``.
+
+        itsdangerous takes the keys oldest first and signs with the last one:
+        ``[*SECRET_KEY_FALLBACKS, SECRET_KEY]``, as Flask's own cookie session
+        does.
+        """
+        if not app.secret_key:
+            return None
+        keys = (*(app.config.get("SECRET_KEY_FALLBACKS") or ()), app.secret_key)
+        cached = self._cache
+        if cached is not None and cached[0] == keys:
+            return cached[1]
+        signer = Signer(
+            list(keys),
+            salt=self.salt,
+            key_derivation=self.key_derivation,
+            digest_method=self.digest_method,
+        )
+        self._cache = (keys, signer)
+        return signer
+
+    def can_sign(self, app: Flask) -> bool:
+        """Tell whether cookies can be made: signing is off or a key is set."""
+        return not self.sign or bool(app.secret_key)
+
+    def dumps(self, app: Flask, token: str) -> str:
+        """Return the cookie value for ``token``."""
+        if not self.sign:
+            return token
+        signer = self.get_signer(app)
+        if signer is None:
+            raise RuntimeError(
+                "The session cookie cannot be signed because SECRET_KEY is not"
+                " set. Set app.config['SECRET_KEY'] (or KITSESSION_SIGN_COOKIE ="
+                " False to send the bare token)."
+            )
+        return signer.sign(token).decode("ascii")
+
+    def loads(self, app: Flask, value: str) -> str | None:
+        """Return the token in a cookie value, or ``None`` if the value is
+        malformed, unsigned or signed with a key the app no longer has.
+        """
+        if len(value) > MAX_COOKIE_VALUE_LENGTH or not value.isascii():
+            return None
+        if self.sign:
+            signer = self.get_signer(app)
+            if signer is None:
+                return None
+            try:
+                token = signer.unsign(value).decode("ascii")
+            except BadSignature:
+                return None
+        else:
+            token = value
+        return token if tokens.is_token(token) else None

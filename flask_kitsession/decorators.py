@@ -1,0 +1,127 @@
+"""View decorators for logging in and out."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing as t
+
+from flask import session as flask_session
+
+from .extension import get_state
+from .session import ServerSession
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+def current_server_session() -> ServerSession:
+    """Return the current request's session object.
+
+    :raises RuntimeError: outside a request, or if the app's session is not
+        kitsession's.
+    """
+    session = flask_session._get_current_object()  # type: ignore[attr-defined]
+    if not isinstance(session, ServerSession):
+        raise RuntimeError(
+            "The current session is not a kitsession session. Call"
+            " KitSession(app) or kitsession.init_app(app), and do not replace"
+            " app.session_interface afterwards."
+        )
+    return session
+
+
+def _start_new_session() -> ServerSession:
+    session = current_server_session()
+    keep: tuple[str, ...] = ()
+    if session.user_id is None:
+        # Only an anonymous visitor's keys (a cart, a next URL) may follow them
+        # into their account; nothing crosses from one user to another.
+        keep = get_state().settings.carry_over_keys
+    session._start_over(keep)
+    return session
+
+
+def _finish_new_session(session: ServerSession) -> None:
+    if not session.modified or not session:
+        # The view did not log anyone in: keep the session the visitor had.
+        session._undo_start_over()
+
+
+def with_new_session(view: F) -> F:
+    """Run the view with a brand-new session (and a new token), for logins.
+
+    A new token at login means a session id planted in the visitor's browser
+    before login (session fixation) is worthless. The new session is stored,
+    and its cookie set, only if the view puts data in it; the previous session
+    is deleted then. If the view leaves it empty (a failed login) or raises,
+    the visitor keeps the session they had.
+
+    Keys listed in ``KITSESSION_CARRY_OVER_KEYS`` are carried over from an
+    anonymous session into the new one.
+
+    .. code-block:: python
+
+        @app.post("/login")
+        @with_new_session
+        def login():
+            user = check_password(...)
+            session["user_id"] = user.id
+            return redirect("/")
+
+    .. versionadded:: 0.1
+    """
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            session = _start_new_session()
+            try:
+                rv = await view(*args, **kwargs)
+            except BaseException:
+                session._undo_start_over()
+                raise
+            _finish_new_session(session)
+            return rv
+
+        return t.cast(F, async_wrapper)
+
+    @functools.wraps(view)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        session = _start_new_session()
+        try:
+            rv = view(*args, **kwargs)
+        except BaseException:
+            session._undo_start_over()
+            raise
+        _finish_new_session(session)
+        return rv
+
+    return t.cast(F, wrapper)
+
+
+def with_delete_session(view: F) -> F:
+    """Delete the current session after the view returns, for logouts.
+
+    The stored session is deleted and the cookie expired when the response is
+    sent. The view itself still sees the session (to say goodbye by name).
+    If the view raises (say, a failed CSRF check), nothing is deleted.
+
+    .. versionadded:: 0.1
+    """
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            rv = await view(*args, **kwargs)
+            current_server_session()._delete = True
+            return rv
+
+        return t.cast(F, async_wrapper)
+
+    @functools.wraps(view)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        rv = view(*args, **kwargs)
+        current_server_session()._delete = True
+        return rv
+
+    return t.cast(F, wrapper)

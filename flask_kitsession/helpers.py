@@ -1,0 +1,203 @@
+"""Functions to create, find and remove sessions, in requests and outside them.
+
+They act on the current app's store, so outside a request they need an app
+context (``with app.app_context():``), as in a CLI command or a job.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import current_app
+from flask import has_request_context
+from flask import session as flask_session
+from werkzeug.wrappers import Response
+
+from . import tokens
+from .decorators import current_server_session
+from .extension import get_state
+from .session import ServerSession
+
+#: :data:`flask.session`, typed as the :class:`ServerSession` it is under
+#: kitsession, for code checked by mypy: ``current_session.user_id``.
+current_session: ServerSession = t.cast(ServerSession, flask_session)
+
+
+def _session_id(session: ServerSession | str) -> str:
+    if isinstance(session, str):
+        return session
+    if isinstance(session, ServerSession):
+        return session.id
+    raise TypeError(f"Expected a ServerSession or a session id, got {session!r}.")
+
+
+def _is_current(session_id: str) -> ServerSession | None:
+    """Return the request's session if it has ``session_id``."""
+    if not has_request_context():
+        return None
+    current = flask_session._get_current_object()  # type: ignore[attr-defined]
+    if isinstance(current, ServerSession) and current._id == session_id:
+        return current
+    return None
+
+
+def create_session(
+    user_id: t.Any = None,
+    data: t.Mapping[str, t.Any] | None = None,
+    *,
+    permanent: bool = False,
+) -> ServerSession:
+    """Create and store a new session, apart from the current request's.
+
+    Use it to sign a user in from somewhere other than a login view (a magic
+    link, an API, a test), then :func:`set_session_cookie` to hand it out.
+
+    :param user_id: The user the session belongs to; stored as
+        ``data["user_id"]`` unless ``data`` names the user itself.
+    :param data: The session data.
+    :param permanent: Whether the cookie outlives the browser session.
+    :raises ValueError: if ``user_id`` and the data name different users.
+
+    .. versionadded:: 0.1
+    """
+    state = get_state()
+    session = state.interface.make_session()
+    if data:
+        session.update(data)
+    if user_id is not None:
+        named = state.store.user_id_from(session)
+        if named is None:
+            session["user_id"] = user_id
+        elif named != state.store.coerce_user_id(user_id):
+            raise ValueError(f"user_id={user_id!r} but the data names user {named!r}.")
+    if permanent:
+        session.permanent = True
+    state.interface.store_new(session)
+    return session
+
+
+def get_session(session_id: str) -> ServerSession | None:
+    """Return the stored session with ``session_id`` (as in :attr:`ServerSession.id`),
+    or ``None`` if there is none or it has expired. Ids that are not
+    well-formed, such as one edited in a form, give ``None`` too.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(session_id, str) or not tokens.is_session_id(session_id):
+        return None
+    state = get_state()
+    record = state.store.get(session_id, state.interface.clock())
+    return None if record is None else state.interface.make_session(record)
+
+
+def get_all_sessions(
+    *, include_expired: bool = False, batch_size: int = 500
+) -> t.Iterator[ServerSession]:
+    """Iterate over every stored session, ``batch_size`` at a time from the
+    store, so the whole table is never in memory.
+
+    .. versionadded:: 0.1
+    """
+    state = get_state()
+    now = None if include_expired else state.interface.clock()
+    for record in state.store.iterate(now=now, batch_size=batch_size):
+        yield state.interface.make_session(record)
+
+
+def get_sessions_for_user(user_id: t.Any, *, include_expired: bool = False) -> list[ServerSession]:
+    """Return the sessions of ``user_id``, most recently used first: the
+    "your devices" list.
+
+    .. versionadded:: 0.1
+    """
+    state = get_state()
+    now = None if include_expired else state.interface.clock()
+    sessions = [
+        state.interface.make_session(r) for r in state.store.iterate(user_id=user_id, now=now)
+    ]
+    sessions.sort(key=lambda s: s.last_seen_at or s.created_at, reverse=True)  # type: ignore[arg-type, return-value]
+    return sessions
+
+
+def set_session(session: ServerSession, data: t.Mapping[str, t.Any]) -> bool:
+    """Replace a session's data and store it now.
+
+    :return: ``False`` if the session no longer exists (it is not re-created).
+
+    .. versionadded:: 0.1
+    """
+    state = get_state()
+    dict.clear(session)
+    dict.update(session, data)
+    session.modified = True
+    if session.record is None:
+        state.interface.store_new(session)
+        return True
+    return state.interface.store_changes(session)
+
+
+def remove_session(session: ServerSession | str) -> bool:
+    """Delete a session (an object or an id). If it is the current request's,
+    its cookie is expired too.
+
+    :return: Whether the session existed.
+
+    .. versionadded:: 0.1
+    """
+    session_id = _session_id(session)
+    current = _is_current(session_id)
+    if current is not None:
+        current._delete = True
+    return get_state().store.delete(session_id)
+
+
+def remove_all_sessions_for_user(user_id: t.Any, session: ServerSession | str | None = None) -> int:
+    """Delete every session of ``user_id`` except ``session``: "sign out from
+    all other devices". One indexed ``DELETE`` on SQL stores.
+
+    :param user_id: Whose sessions to delete.
+    :param session: The session to keep (an object or an id), usually the
+        current one; ``None`` deletes them all.
+    :return: How many sessions were deleted.
+    :raises ValueError: if ``user_id`` is ``None`` (an anonymous session has
+        no other devices).
+
+    .. versionadded:: 0.1
+    """
+    if user_id is None:
+        raise ValueError(
+            "user_id is None: the session is not linked to a user, so there are"
+            " no other devices to sign out."
+        )
+    keep = None if session is None else _session_id(session)
+    return get_state().store.delete_all_for_user(user_id, keep=keep)
+
+
+def regenerate() -> None:
+    """Give the current session a new token at the end of the request,
+    keeping its data: call it when a user's privileges change.
+
+    .. versionadded:: 0.1
+    """
+    current_server_session().regenerate()
+
+
+def set_session_cookie(response: Response, session: ServerSession) -> Response:
+    """Set the cookie of ``session`` (made by :func:`create_session`) on
+    ``response``, and return the response.
+
+    .. versionadded:: 0.1
+    """
+    if session.record is None:
+        raise ValueError("Store the session first (create_session() does).")
+    get_state().interface.set_cookie(current_app._get_current_object(), response, session)  # type: ignore[attr-defined]
+    return response
+
+
+def remove_session_cookie(response: Response) -> Response:
+    """Expire the session cookie on ``response``, and return the response.
+
+    .. versionadded:: 0.1
+    """
+    get_state().interface.remove_cookie(current_app._get_current_object(), response)  # type: ignore[attr-defined]
+    return response

@@ -1,0 +1,211 @@
+"""Create and upgrade kitsession's tables with its bundled Alembic scripts.
+
+One copy of the scripts serves everyone: ``alembic upgrade head`` in a
+checkout (with the top-level ``alembic.ini``), ``flask kitsession db
+upgrade`` or :func:`upgrade` in code for an app that pip-installed the
+package. Their history lives in its own version table,
+``kitsession_alembic_version``, so it never meets the app's own
+``alembic_version``.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from flask import Flask
+
+from . import models
+from .extension import get_state
+from .stores.sql import create_store_engine
+from .stores.sql import resolve_user_key
+from .stores.sql import SQLAlchemyStore
+
+#: Alembic's version table for kitsession's own migration history.
+VERSION_TABLE = "kitsession_alembic_version"
+
+#: Environment variable holding the database URL for the ``alembic`` command.
+DATABASE_URL_ENV = "KITSESSION_DATABASE_URL"
+
+# Serialises concurrent upgrades on PostgreSQL (several workers starting at once).
+_PG_LOCK_ID = 0x6B697473  # "kits"
+
+
+@dataclass(frozen=True)
+class MigrationTarget:
+    """What the migration scripts build: the session table's metadata and the
+    user table its foreign key points at.
+    """
+
+    metadata: sa.MetaData
+    user_key: sa.Column[t.Any]
+    owns_user_table: bool
+
+    @property
+    def table_names(self) -> frozenset[str]:
+        """Names of the tables kitsession migrates."""
+        return (
+            frozenset(self.metadata.tables)
+            if self.owns_user_table
+            else frozenset({models.SESSION_TABLE_NAME})
+        )
+
+    @classmethod
+    def for_store(cls, store: SQLAlchemyStore) -> MigrationTarget:
+        return cls(store.metadata, store.user_key, store.owns_user_table)
+
+    @classmethod
+    def for_user_model(cls, user_model: t.Any = None) -> MigrationTarget:
+        if user_model is None:
+            return cls(models.metadata, models.user_table.c.id, True)
+        key = resolve_user_key(user_model)
+        metadata = sa.MetaData(naming_convention=models.NAMING_CONVENTION)
+        models.define_session_table(metadata, key)
+        return cls(metadata, key, False)
+
+
+def script_location() -> str:
+    """Return the folder of the migration scripts: inside the installed
+    package (a wheel), or at the top of a source checkout.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "migrations", here.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return str(candidate)
+    raise RuntimeError(f"kitsession's migration scripts are missing (looked next to {here}).")
+
+
+def alembic_config(
+    *,
+    connection: sa.Connection | None = None,
+    target: MigrationTarget | None = None,
+) -> Config:
+    """Return an Alembic config for kitsession's scripts, built in code.
+
+    :param connection: Run on this connection (the caller owns the transaction).
+    :param target: What to migrate; the default schema if not given.
+    """
+    config = Config()
+    config.set_main_option("script_location", script_location())
+    config.attributes["connection"] = connection
+    config.attributes["kitsession_target"] = target
+    return config
+
+
+def _store(app: Flask | None) -> SQLAlchemyStore:
+    store = get_state(app).store
+    if not isinstance(store, SQLAlchemyStore):
+        raise RuntimeError(
+            f"The app's session store is a {type(store).__name__}, which has no"
+            " SQL schema to migrate."
+        )
+    return store
+
+
+def _run(app: Flask | None, action: t.Callable[[Config], t.Any]) -> t.Any:
+    store = _store(app)
+    with store.engine.begin() as connection:
+        return action(
+            alembic_config(connection=connection, target=MigrationTarget.for_store(store))
+        )
+
+
+def upgrade(app: Flask | None = None, revision: str = "head") -> None:
+    """Upgrade the app's session tables to ``revision`` (by default the latest).
+
+    Safe to call at every start of every worker: it does nothing when the
+    tables are up to date, and on PostgreSQL concurrent calls wait for each
+    other.
+    """
+    _run(app, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(app: Flask | None = None, revision: str = "-1") -> None:
+    """Downgrade the app's session tables to ``revision`` (``"base"`` drops them)."""
+    _run(app, lambda config: command.downgrade(config, revision))
+
+
+def current_revision(app: Flask | None = None) -> str | None:
+    """Return the revision the app's session tables are at, or ``None``."""
+    store = _store(app)
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def migration_target() -> MigrationTarget:
+    """Return what the running migration builds. For use in revision scripts."""
+    from alembic import context
+
+    target = context.config.attributes.get("kitsession_target")
+    assert isinstance(target, MigrationTarget), "run migrations through run_migrations()"
+    return target
+
+
+def _database_url(context: t.Any) -> str:
+    x_arguments = context.get_x_argument(as_dictionary=True)
+    url = x_arguments.get("url") or os.environ.get(DATABASE_URL_ENV)
+    url = url or context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError(
+            "No database to migrate: set KITSESSION_DATABASE_URL, or pass"
+            " -x url=postgresql+psycopg://... to alembic."
+        )
+    return str(url)
+
+
+def run_migrations(context: t.Any) -> None:
+    """The body of ``migrations/env.py``: run kitsession's migrations, online
+    (on a connection) or offline (printing SQL).
+    """
+    config = context.config
+    target = config.attributes.get("kitsession_target")
+    if target is None:
+        user_model = context.get_x_argument(as_dictionary=True).get("user_model")
+        target = MigrationTarget.for_user_model(user_model)
+        config.attributes["kitsession_target"] = target
+    names = target.table_names
+
+    def include_name(name: str | None, type_: str, parent_names: t.Any) -> bool:
+        # Autogenerate looks at kitsession's tables only: never proposes to
+        # drop the app's own.
+        return type_ != "table" or name in names
+
+    options: dict[str, t.Any] = {
+        "target_metadata": target.metadata,
+        "version_table": VERSION_TABLE,
+        "include_name": include_name,
+        "compare_type": True,
+    }
+    if context.is_offline_mode():
+        context.configure(url=_database_url(context), literal_binds=True, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run_online(context, connection, options)
+        return
+    engine = create_store_engine(_database_url(context), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            _run_online(context, connection, options)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+def _run_online(context: t.Any, connection: sa.Connection, options: dict[str, t.Any]) -> None:
+    dialect = connection.dialect.name
+    context.configure(connection=connection, render_as_batch=dialect == "sqlite", **options)
+    with context.begin_transaction():
+        if dialect == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+        context.run_migrations()

@@ -1,0 +1,94 @@
+"""How session data is turned into JSON and back.
+
+The data may hold what Flask's own cookie session holds: besides JSON's types,
+tuples, bytes, datetimes, UUIDs and :class:`~markupsafe.Markup`, kept through
+the tags of :mod:`flask.json.tag`. Every store uses the same serializer, so a
+session moves between stores without loss.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from flask.json.tag import TaggedJSONSerializer
+
+from .exceptions import SessionDataError
+
+
+class SessionSerializer:
+    """Turns session data into a JSON-compatible value and back.
+
+    :param max_size: Largest encoded size, in characters of compact JSON, that
+        :meth:`dump` accepts. ``None`` for no limit.
+    """
+
+    def __init__(self, max_size: int | None = None) -> None:
+        self.max_size = max_size
+        self._tagger = TaggedJSONSerializer()
+
+    def dump(self, data: t.Mapping[str, t.Any]) -> tuple[t.Any, str]:
+        """Return ``(value, text)``: the JSON-compatible value to store and its
+        compact JSON text.
+
+        :raises SessionDataError: if the data cannot be represented as JSON or
+            is larger than :attr:`max_size`. Nothing has been written then.
+        """
+        for key in data:
+            if not isinstance(key, str):
+                raise SessionDataError(
+                    f"Session keys must be strings, got {key!r} ({type(key).__name__})."
+                )
+        try:
+            value = self._tagger.tag(dict(data))
+            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise SessionDataError(
+                f"The session data cannot be stored as JSON: {e}. Keys"
+                f" {_unserializable_keys(self._tagger, data)} hold values that"
+                " are not JSON types (or tuples, bytes, datetimes, UUIDs)."
+            ) from e
+        if self.max_size is not None and len(text) > self.max_size:
+            raise SessionDataError(
+                f"The session data is {len(text)} characters of JSON, more than"
+                f" the limit of {self.max_size} (KITSESSION_MAX_DATA_SIZE). Keep"
+                " large data in your own tables and only its key in the session."
+            )
+        return value, text
+
+    def dumps(self, data: t.Mapping[str, t.Any]) -> str:
+        """Return the compact JSON text of ``data`` (see :meth:`dump`)."""
+        return self.dump(data)[1]
+
+    def load(self, value: t.Any) -> dict[str, t.Any]:
+        """Return the session data from a stored JSON-compatible value."""
+        if isinstance(value, str):
+            # Some drivers hand JSON columns back as text.
+            value = json.loads(value)
+        if not isinstance(value, dict):
+            return {}
+        untag = self._untag
+        return {key: untag(item) for key, item in value.items()}
+
+    def loads(self, text: str | bytes) -> dict[str, t.Any]:
+        """Return the session data from its JSON text."""
+        return self.load(json.loads(text))
+
+    def _untag(self, value: t.Any) -> t.Any:
+        if isinstance(value, dict):
+            untag = self._untag
+            return self._tagger.untag({key: untag(item) for key, item in value.items()})
+        if isinstance(value, list):
+            return [self._untag(item) for item in value]
+        return value
+
+
+def _unserializable_keys(tagger: TaggedJSONSerializer, data: t.Mapping[str, t.Any]) -> list[str]:
+    """Name the top-level keys whose values cannot be serialized, for the error."""
+    bad = []
+    for key, item in data.items():
+        try:
+            json.dumps(tagger.tag(item), allow_nan=False)
+        except (TypeError, ValueError):
+            bad.append(key)
+    return bad

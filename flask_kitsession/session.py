@@ -1,0 +1,221 @@
+"""The session object a view sees as :data:`flask.session`."""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import datetime
+
+from flask.sessions import SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from . import tokens
+from .stores.base import SessionRecord
+from .stores.base import user_id_from_data
+
+_NOT_LOADED: t.Any = object()
+
+
+class ServerSession(CallbackDict[str, t.Any], SessionMixin):
+    """A server-side session: a dict of data plus what the store knows about it.
+
+    Only a random token travels in the cookie; the data, the user it belongs
+    to and its timestamps stay on the server. Setting ``session["user_id"]``
+    (or ``id``, ``userId``, Flask-Login's ``_user_id``) links the session to
+    a user.
+
+    As with Flask's own session, changes to mutable values inside the session
+    (``session["cart"].append(item)``) are not noticed: set
+    :attr:`modified` to ``True`` after them.
+
+    :param initial: The session data.
+    :param record: What the store returned for this session; ``None`` for a
+        new session that is not stored yet.
+    :param token: The cookie token the session was found by.
+    :param user_id_from: Reads the user id from the data (the store's rule).
+    :param load_user: Loads a user by id, for :attr:`user` when the session
+        is linked to a user that was not loaded with it.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        initial: t.Mapping[str, t.Any] | None = None,
+        *,
+        record: SessionRecord | None = None,
+        token: str | None = None,
+        user_id_from: t.Callable[[t.Mapping[str, t.Any]], t.Any] | None = None,
+        load_user: t.Callable[[t.Any], t.Any] | None = None,
+    ) -> None:
+        def on_update(self: ServerSession) -> None:
+            self.modified = True
+            self.accessed = True
+
+        super().__init__(initial, on_update)
+        #: What the store holds for this session; ``None`` while it is new.
+        self.record = record
+        self.new = record is None
+        self.modified = False
+        self.accessed = False
+        self._token = token
+        self._id = record.id if record is not None else None
+        self._user_id_from = user_id_from
+        self._load_user = load_user
+        if record is not None:
+            self._user: t.Any = record.user
+            self._user_loaded_for: t.Any = record.user_id
+        else:
+            self._user = None
+            self._user_loaded_for = None
+        #: Set when the session must be deleted at the end of the request.
+        self._delete = False
+        #: Set when the session must get a new token at the end of the request.
+        self._rotate = False
+        #: The stored session a new session replaces (a login), if any.
+        self._replaces: SessionRecord | None = None
+        #: Set when the client sent a cookie that named no valid session.
+        self._stale_cookie = False
+        #: Set when the session was not loaded and must not be saved.
+        self._skip_save = False
+
+    # -- data access marks the session as accessed, like Flask's own ------------
+
+    def __getitem__(self, key: str) -> t.Any:
+        self.accessed = True
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: t.Any = None) -> t.Any:
+        self.accessed = True
+        return super().get(key, default)
+
+    def setdefault(self, key: str, default: t.Any = None) -> t.Any:
+        self.accessed = True
+        return super().setdefault(key, default)
+
+    # -- what the store knows -------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The session id: the hex SHA-256 of its token.
+
+        Safe to show and to send in forms ("sign out this device"): it cannot
+        be turned back into a cookie. A new session gets its id (and token)
+        the first time it is asked for.
+        """
+        if self._id is None:
+            self._token = tokens.new_token()
+            self._id = tokens.session_id_for(self._token)
+        return self._id
+
+    @property
+    def user_id(self) -> t.Any:
+        """The id of the user the session belongs to, or ``None``."""
+        if self._user_id_from is None:
+            return user_id_from_data(self)
+        return self._user_id_from(self)
+
+    @property
+    def user(self) -> t.Any:
+        """The session's user, loaded with the session in the same query.
+
+        If the request links the session to another user, that user is
+        loaded the first time it is asked for.
+        """
+        user_id = self.user_id
+        if user_id != self._user_loaded_for:
+            self._user = (
+                self._load_user(user_id) if self._load_user and user_id is not None else None
+            )
+            self._user_loaded_for = user_id
+        return self._user
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Whether the session belongs to a user."""
+        return self.user_id is not None
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the session was stored first."""
+        return self.record.created_at if self.record is not None else None
+
+    @property
+    def updated_at(self) -> datetime | None:
+        """When the session's data was written last."""
+        return self.record.updated_at if self.record is not None else None
+
+    @property
+    def last_seen_at(self) -> datetime | None:
+        """When a request last used the session (to within the touch interval)."""
+        return self.record.last_seen_at if self.record is not None else None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the session expires unless it is used again."""
+        return self.record.expires_at if self.record is not None else None
+
+    @property
+    def authenticated_at(self) -> datetime | None:
+        """When the session was last linked to a user (the login time)."""
+        return self.record.authenticated_at if self.record is not None else None
+
+    @property
+    def user_agent(self) -> str | None:
+        """The user agent of the request that created the session."""
+        return self.record.user_agent if self.record is not None else None
+
+    @property
+    def ip_address(self) -> str | None:
+        """The client address last seen with the session."""
+        return self.record.ip_address if self.record is not None else None
+
+    # -- life cycle -------------------------------------------------------------
+
+    def regenerate(self) -> None:
+        """Give the session a new token at the end of the request, keeping its
+        data. The old cookie stops working. Use it whenever privileges change.
+        """
+        if not self.new:
+            self._rotate = True
+
+    def _start_over(self, keep: t.Iterable[str] = ()) -> None:
+        """Turn into a brand-new session (with a new token) that will replace
+        the current one if it gets any data. Keys in ``keep`` are carried over.
+        """
+        carried = {key: dict.__getitem__(self, key) for key in keep if key in self}
+        self._saved_state = (
+            dict(self),
+            self.record,
+            self._token,
+            self._id,
+            self.new,
+            self.modified,
+        )
+        self._replaces = self.record
+        dict.clear(self)
+        dict.update(self, carried)
+        self.record = None
+        self._token = None
+        self._id = None
+        self.new = True
+        self.modified = False
+        self._user = None
+        self._user_loaded_for = None
+
+    def _undo_start_over(self) -> None:
+        """Go back to the session :meth:`_start_over` replaced."""
+        data, record, token, session_id, new, modified = self._saved_state
+        dict.clear(self)
+        dict.update(self, data)
+        self.record = record
+        self._token = token
+        self._id = session_id
+        self.new = new
+        self.modified = modified
+        self._replaces = None
+        self._user = record.user if record is not None else None
+        self._user_loaded_for = record.user_id if record is not None else None
+
+    def __repr__(self) -> str:
+        state = "new" if self.new else self.id[:8] + "…"
+        return f"<{type(self).__name__} {state} user={self.user_id!r} {dict.__repr__(self)}>"

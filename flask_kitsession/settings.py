@@ -1,0 +1,128 @@
+"""The ``KITSESSION_*`` configuration keys: defaults, checks, and the expiry rule.
+
+Cookie name, domain, path, ``Secure``, ``HttpOnly``, ``SameSite`` and
+``Partitioned`` come from Flask's own ``SESSION_COOKIE_*`` keys; key rotation
+from ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``. The keys here cover only what
+Flask has no word for. They are read once, when ``init_app`` runs.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+
+#: Every key with its default. ``None`` for ``KITSESSION_IDLE_TIMEOUT`` means
+#: "``PERMANENT_SESSION_LIFETIME``"; for ``KITSESSION_DATABASE_URL``, "a SQLite
+#: file in the app's instance folder".
+DEFAULTS: dict[str, t.Any] = {
+    "KITSESSION_DATABASE_URL": None,
+    "KITSESSION_ENGINE_OPTIONS": {},
+    "KITSESSION_USER_MODEL": None,
+    "KITSESSION_USER_FIELDS": None,
+    "KITSESSION_IDLE_TIMEOUT": None,
+    "KITSESSION_ABSOLUTE_TIMEOUT": None,
+    "KITSESSION_TOUCH_INTERVAL": timedelta(seconds=60),
+    "KITSESSION_SIGN_COOKIE": True,
+    "KITSESSION_TRACK_USER_AGENT": True,
+    "KITSESSION_TRACK_IP": True,
+    "KITSESSION_MAX_DATA_SIZE": 64 * 1024,
+    "KITSESSION_CARRY_OVER_KEYS": (),
+}
+
+
+def _duration(
+    config: t.Mapping[str, t.Any], key: str, *, optional: bool = False
+) -> timedelta | None:
+    value = config[key]
+    if value is None and optional:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = timedelta(seconds=value)
+    if not isinstance(value, timedelta):
+        raise TypeError(f"{key} must be a timedelta or a number of seconds, got {value!r}.")
+    if value <= timedelta(0):
+        raise ValueError(f"{key} must be positive, got {value!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The app's session settings, checked.
+
+    .. versionadded:: 0.1
+    """
+
+    #: A session not used for this long expires (sliding expiry).
+    idle_timeout: timedelta
+    #: A session expires this long after it was created, however often it is
+    #: used; ``None`` for no such limit.
+    absolute_timeout: timedelta | None = None
+    #: An unchanged session is written (its last-seen time and expiry moved)
+    #: at most once per interval.
+    touch_interval: timedelta = timedelta(seconds=60)
+    #: Sign the cookie with the app's secret keys.
+    sign_cookie: bool = True
+    #: Store the user agent of the request that creates a session.
+    track_user_agent: bool = True
+    #: Store the client address of the session's requests.
+    track_ip: bool = True
+    #: Largest session data, in characters of JSON; ``None`` for no limit.
+    max_data_size: int | None = 64 * 1024
+    #: Keys of an anonymous session kept when a login starts a new session.
+    carry_over_keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.touch_interval >= self.idle_timeout:
+            raise ValueError(
+                f"KITSESSION_TOUCH_INTERVAL ({self.touch_interval}) must be shorter"
+                f" than the idle timeout ({self.idle_timeout}), or sessions in use"
+                " would expire."
+            )
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
+        """Read and check the ``KITSESSION_*`` keys of an app's config.
+
+        :raises TypeError: or :exc:`ValueError`, naming the key that is wrong.
+        """
+        idle = _duration(config, "KITSESSION_IDLE_TIMEOUT", optional=True)
+        if idle is None:
+            idle = _duration(config, "PERMANENT_SESSION_LIFETIME")
+        assert idle is not None
+        max_size = config["KITSESSION_MAX_DATA_SIZE"]
+        if max_size is not None and (not isinstance(max_size, int) or max_size <= 0):
+            raise ValueError(
+                f"KITSESSION_MAX_DATA_SIZE must be a positive int or None, got {max_size!r}."
+            )
+        keys = config["KITSESSION_CARRY_OVER_KEYS"]
+        if isinstance(keys, str):
+            raise TypeError("KITSESSION_CARRY_OVER_KEYS must be a list of keys, not a string.")
+        touch = _duration(config, "KITSESSION_TOUCH_INTERVAL")
+        assert touch is not None
+        return cls(
+            idle_timeout=idle,
+            absolute_timeout=_duration(config, "KITSESSION_ABSOLUTE_TIMEOUT", optional=True),
+            touch_interval=touch,
+            sign_cookie=bool(config["KITSESSION_SIGN_COOKIE"]),
+            track_user_agent=bool(config["KITSESSION_TRACK_USER_AGENT"]),
+            track_ip=bool(config["KITSESSION_TRACK_IP"]),
+            max_data_size=max_size,
+            carry_over_keys=tuple(keys),
+        )
+
+    def expires_at(self, created_at: datetime, now: datetime) -> datetime:
+        """When a session created at ``created_at`` and used at ``now`` expires:
+        the idle timeout from now, capped by the absolute timeout.
+        """
+        expires = now + self.idle_timeout
+        if self.absolute_timeout is not None:
+            expires = min(expires, created_at + self.absolute_timeout)
+        return expires
+
+    def touch_due(self, last_seen_at: datetime, now: datetime) -> bool:
+        """Whether an unchanged session last seen at ``last_seen_at`` must be
+        written at ``now`` to keep its sliding expiry.
+        """
+        return now - last_seen_at >= self.touch_interval

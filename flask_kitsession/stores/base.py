@@ -1,0 +1,200 @@
+"""The store contract: what every session store provides, and the rules they share.
+
+A store only talks to its storage. What a session *means* (when it expires,
+which user it belongs to, how its data is encoded) is decided once, here and
+in :mod:`flask_kitsession.interface`, so every store behaves the same.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..serialization import SessionSerializer
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One stored session, as a store reads and writes it.
+
+    .. versionadded:: 0.1
+    """
+
+    #: The session id: the hex SHA-256 of the cookie token.
+    id: str
+    #: The session data (decoded: plain Python values).
+    data: dict[str, t.Any]
+    #: The user the session belongs to, or ``None`` for an anonymous session.
+    user_id: t.Any
+    created_at: datetime
+    updated_at: datetime
+    last_seen_at: datetime
+    #: When the session stops being valid: the idle timeout from
+    #: :attr:`last_seen_at`, capped by the absolute timeout from :attr:`created_at`.
+    expires_at: datetime
+    #: When the session was last linked to a user.
+    authenticated_at: datetime | None = None
+    user_agent: str | None = None
+    ip_address: str | None = None
+    #: The user loaded together with the session, when the store can.
+    user: t.Any = None
+
+
+#: Keys of the session data that name the session's user; the first one present
+#: wins. ``_user_id`` is Flask-Login's key.
+USER_ID_KEYS: tuple[str, ...] = ("user_id", "_user_id", "userId", "id")
+
+
+def user_id_from_data(data: t.Mapping[str, t.Any], keys: t.Sequence[str] = USER_ID_KEYS) -> t.Any:
+    """Return the value of the first of ``keys`` present (and not ``None``) in ``data``."""
+    for key in keys:
+        value = dict.get(data, key) if isinstance(data, dict) else data.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+class _AllUsers:
+    def __repr__(self) -> str:
+        return "ALL_USERS"
+
+
+#: Default of :meth:`SessionStore.iterate`: sessions of every user and anonymous ones.
+ALL_USERS: t.Any = _AllUsers()
+
+
+class SessionStore:
+    """Base class of session stores.
+
+    Subclasses provide the storage methods below. Every method is safe to
+    call from several threads at once. Stores never create a session as a
+    side effect of saving one: :meth:`update` and :meth:`touch` change rows
+    that exist and report whether they did, so a session revoked while a
+    request was in flight stays revoked.
+
+    :param serializer: Encodes session data; shared by all stores so that
+        sessions move between them without loss.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Keys of the session data that name the session's user; the first one
+    #: present wins.
+    user_id_keys: t.ClassVar[tuple[str, ...]] = USER_ID_KEYS
+
+    #: Whether expired sessions must be deleted by :meth:`purge_expired`
+    #: (stores whose storage expires entries by itself set this to false).
+    needs_purge: t.ClassVar[bool] = True
+
+    def __init__(self, *, serializer: SessionSerializer | None = None) -> None:
+        self.serializer = serializer if serializer is not None else SessionSerializer()
+
+    # -- the shared rules ---------------------------------------------------
+
+    def user_id_from(self, data: t.Mapping[str, t.Any]) -> t.Any:
+        """Return the user named by the session data, or ``None``.
+
+        The first of :attr:`user_id_keys` present in ``data`` names the user,
+        converted to the type of the user table's key by :meth:`coerce_user_id`.
+        """
+        value = user_id_from_data(data, self.user_id_keys)
+        return None if value is None else self.coerce_user_id(value)
+
+    def coerce_user_id(self, value: t.Any) -> t.Any:
+        """Convert a user id taken from session data to the user key's type.
+
+        Flask-Login keeps ids as strings, so ``"42"`` must find user ``42``.
+        The base class keeps the value as it is.
+        """
+        return value
+
+    def load_user(self, user_id: t.Any) -> t.Any:
+        """Return the user with ``user_id``, or ``None``.
+
+        Used when a request links its session to a user that was not loaded
+        with the session. Stores that know no users return ``None``.
+        """
+        return None
+
+    # -- the storage contract -----------------------------------------------
+
+    def get(self, session_id: str, now: datetime) -> SessionRecord | None:
+        """Return the session with ``session_id`` if it exists and has not
+        expired at ``now``, with its user loaded where the store can.
+        """
+        raise NotImplementedError("subclasses of SessionStore must provide get()")
+
+    def create(self, record: SessionRecord, *, replaces: str | None = None) -> None:
+        """Store a new session.
+
+        :param record: The session to store.
+        :param replaces: Id of a session to delete at the same time, as one
+            change where the storage allows (a login replacing the visitor's
+            previous session).
+        :raises SessionExistsError: if a session with ``record.id`` exists.
+        """
+        raise NotImplementedError("subclasses of SessionStore must provide create()")
+
+    def update(self, record: SessionRecord, *, previous_id: str | None = None) -> bool:
+        """Write the data, user and timestamps of an existing session.
+
+        :param record: The session, with its new values.
+        :param previous_id: When the session gets a new token, the id it is
+            stored under now; it is renamed to ``record.id``.
+        :return: ``False`` if the session no longer exists (it was deleted or
+            revoked meanwhile); nothing is written then.
+        """
+        raise NotImplementedError("subclasses of SessionStore must provide update()")
+
+    def touch(
+        self,
+        session_id: str,
+        *,
+        last_seen_at: datetime,
+        expires_at: datetime,
+        ip_address: str | None = None,
+    ) -> bool:
+        """Record that an unchanged session was used: move its last-seen time
+        and expiry (sliding expiry) without writing its data.
+
+        :return: ``False`` if the session no longer exists.
+        """
+        raise NotImplementedError("subclasses of SessionStore must provide touch()")
+
+    def delete(self, session_id: str) -> bool:
+        """Delete one session. Return whether it existed."""
+        raise NotImplementedError("subclasses of SessionStore must provide delete()")
+
+    def delete_all_for_user(self, user_id: t.Any, *, keep: str | None = None) -> int:
+        """Delete every session of ``user_id`` except the one with id ``keep``.
+
+        :return: How many sessions were deleted.
+        """
+        raise NotImplementedError("subclasses of SessionStore must provide delete_all_for_user()")
+
+    def iterate(
+        self,
+        *,
+        user_id: t.Any = ALL_USERS,
+        now: datetime | None = None,
+        batch_size: int = 500,
+    ) -> t.Iterator[SessionRecord]:
+        """Yield stored sessions in batches, never the whole store in memory.
+
+        :param user_id: Only this user's sessions; ``None`` for anonymous ones.
+        :param now: If given, only sessions that have not expired at ``now``.
+        :param batch_size: How many sessions are read at a time.
+        """
+        raise NotImplementedError("subclasses of SessionStore must provide iterate()")
+
+    def purge_expired(self, now: datetime, *, batch_size: int = 1000) -> int:
+        """Delete sessions that expired before ``now``, ``batch_size`` at a
+        time, so no single deletion holds locks for long.
+
+        :return: How many sessions were deleted.
+        """
+        raise NotImplementedError("subclasses of SessionStore must provide purge_expired()")
+
+    def close(self) -> None:
+        """Release the store's connections. The base class has none."""

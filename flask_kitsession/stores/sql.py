@@ -1,0 +1,433 @@
+"""The production store: sessions in a SQL database through SQLAlchemy Core."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import typing as t
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
+
+from .. import models
+from ..exceptions import SessionExistsError
+from ..exceptions import StoreUnavailableError
+from ..exceptions import UnknownUserError
+from ..serialization import SessionSerializer
+from .base import ALL_USERS
+from .base import SessionRecord
+from .base import SessionStore
+
+logger = logging.getLogger("flask_kitsession")
+
+#: The session columns read with every session, in this order.
+_SESSION_FIELDS = (
+    "id",
+    "data",
+    "user_id",
+    "created_at",
+    "updated_at",
+    "last_seen_at",
+    "expires_at",
+    "authenticated_at",
+    "user_agent",
+    "ip_address",
+)
+
+
+def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
+    """Create the engine kitsession uses when it is given a database URL.
+
+    On SQLite it turns on what the schema relies on and what concurrent
+    requests need: foreign keys (so deleting a user deletes their sessions),
+    write-ahead logging and a busy timeout.
+
+    :param url: A SQLAlchemy database URL.
+    :param options: Passed to :func:`sqlalchemy.create_engine`.
+    """
+    engine = sa.create_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _configure_sqlite)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: t.Any, connection_record: t.Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        if dbapi_connection.execute("PRAGMA database_list").fetchone()[2]:
+            # A file database (not :memory:): readers never wait for writers.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def resolve_user_key(user_model: t.Any) -> sa.Column[t.Any]:
+    """Return the primary key column of a user table given as a
+    :class:`~sqlalchemy.Table`, a mapped class or an import string
+    (``"package.module:User"``).
+    """
+    if isinstance(user_model, str):
+        user_model = _import_string(user_model)
+    if isinstance(user_model, sa.Table):
+        table = user_model
+    else:
+        try:
+            mapper = sa.inspect(user_model)
+            table = mapper.local_table
+        except sa_exc.NoInspectionAvailable:
+            raise TypeError(
+                f"KITSESSION_USER_MODEL must be a SQLAlchemy Table, a mapped"
+                f" class or an import string naming one, got {user_model!r}."
+            ) from None
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"The user model {user_model!r} is not mapped to a table.")
+    key = list(table.primary_key.columns)
+    if len(key) != 1:
+        raise ValueError(
+            f"The user table {table.name!r} must have a primary key of exactly one"
+            f" column to link sessions to, it has {len(key)}."
+        )
+    return key[0]
+
+
+def _import_string(path: str) -> t.Any:
+    import importlib
+
+    module_name, _, attribute = path.partition(":")
+    if not attribute:
+        module_name, _, attribute = path.rpartition(".")
+    if not module_name or not attribute:
+        raise ValueError(f"{path!r} is not an import string like 'package.module:User'.")
+    obj: t.Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class SQLAlchemyStore(SessionStore):
+    """Keeps sessions in the ``session`` table of a SQL database.
+
+    Reads run on an autocommit connection: a request that only reads its
+    session costs one statement and one round trip, with no ``BEGIN`` or
+    ``ROLLBACK`` around it. Single-statement writes are atomic by themselves
+    and run the same way; only a login that replaces a previous session opens
+    a transaction, to insert one row and delete the other as one change.
+
+    :param engine: The engine to use. Pass the app's own engine to share its
+        connection pool.
+    :param user_model: The app's user table or mapped class (or an import
+        string naming it). ``None`` uses kitsession's own ``user`` table.
+    :param user_fields: Names of the user columns loaded with each session.
+        By default every column whose name does not contain ``password``.
+    :param serializer: See :class:`SessionStore`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        user_model: t.Any = None,
+        user_fields: t.Sequence[str] | None = None,
+        serializer: SessionSerializer | None = None,
+    ) -> None:
+        super().__init__(serializer=serializer)
+        self.engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+        if user_model is None:
+            #: The metadata that holds :attr:`session_table` (and the default user table).
+            self.metadata = models.metadata
+            self.session_table = models.session_table
+            #: Whether kitsession owns (and migrates) the user table.
+            self.owns_user_table = True
+            self.user_key = models.user_table.c.id
+        else:
+            self.user_key = resolve_user_key(user_model)
+            self.metadata = sa.MetaData(naming_convention=models.NAMING_CONVENTION)
+            self.session_table = models.define_session_table(self.metadata, self.user_key)
+            self.owns_user_table = False
+        self.user_table: sa.Table = self.user_key.table
+        self.user_columns = self._user_columns(user_fields)
+        #: The class of ``session.user``: a read-only named tuple of the user fields.
+        self.user_class = collections.namedtuple(  # type: ignore[misc]
+            "SessionUser", [c.name for c in self.user_columns], rename=True
+        )
+        try:
+            self._user_key_type: type | None = self.user_key.type.python_type
+        except NotImplementedError:
+            self._user_key_type = None
+        self._compile_statements()
+
+    def _user_columns(self, user_fields: t.Sequence[str] | None) -> list[sa.Column[t.Any]]:
+        columns = self.user_table.columns
+        if user_fields is None:
+            return [c for c in columns if "password" not in c.name.lower()]
+        unknown = [name for name in user_fields if name not in columns]
+        if unknown:
+            raise ValueError(
+                f"KITSESSION_USER_FIELDS names {unknown}, which the user table"
+                f" {self.user_table.name!r} does not have (it has {list(columns.keys())})."
+            )
+        return [columns[name] for name in user_fields]
+
+    def _compile_statements(self) -> None:
+        s = self.session_table
+        user_labels = [c.label(f"user__{c.name}") for c in self.user_columns]
+        session_columns = [s.c[name] for name in _SESSION_FIELDS]
+        joined = s.outerjoin(self.user_table, self.user_key == s.c.user_id)
+        self._select = sa.select(*session_columns, *user_labels).select_from(joined)
+        self._get = self._select.where(
+            s.c.id == sa.bindparam("id"), s.c.expires_at > sa.bindparam("now")
+        )
+        self._load_user = sa.select(*self.user_columns).where(
+            self.user_key == sa.bindparam("user_id")
+        )
+        self._insert = sa.insert(s)
+        self._update = (
+            sa.update(s)
+            .where(s.c.id == sa.bindparam("current_id"))
+            .values(
+                id=sa.bindparam("v_id"),
+                data=sa.bindparam("v_data"),
+                user_id=sa.bindparam("v_user_id"),
+                updated_at=sa.bindparam("v_updated_at"),
+                last_seen_at=sa.bindparam("v_last_seen_at"),
+                expires_at=sa.bindparam("v_expires_at"),
+                authenticated_at=sa.bindparam("v_authenticated_at"),
+                ip_address=sa.bindparam("v_ip_address"),
+            )
+        )
+        touch = sa.update(s).where(s.c.id == sa.bindparam("current_id"))
+        self._touch = touch.values(
+            last_seen_at=sa.bindparam("v_last_seen_at"),
+            expires_at=sa.bindparam("v_expires_at"),
+        )
+        self._touch_ip = touch.values(
+            last_seen_at=sa.bindparam("v_last_seen_at"),
+            expires_at=sa.bindparam("v_expires_at"),
+            ip_address=sa.bindparam("v_ip_address"),
+        )
+        self._delete = sa.delete(s).where(s.c.id == sa.bindparam("id"))
+
+    # -- helpers ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> t.Iterator[None]:
+        """Turn database errors into kitsession's own exceptions."""
+        try:
+            yield
+        except sa_exc.IntegrityError as e:
+            text = str(e.orig).lower()
+            if "foreign key" in text:
+                raise UnknownUserError(
+                    f"Cannot {action}: the session names a user that does not exist"
+                    f" in table {self.user_table.name!r}."
+                ) from e
+            if "unique" in text or "duplicate" in text:
+                raise SessionExistsError(f"Cannot {action}: the session id exists already.") from e
+            raise
+        except sa_exc.DBAPIError as e:
+            if e.connection_invalidated:
+                logger.warning("Lost the connection to the session database: %s", e.orig)
+            hint = ""
+            text = str(e.orig).lower()
+            if "no such table" in text or "does not exist" in text or "doesn't exist" in text:
+                hint = " Create the tables with `flask kitsession db upgrade`."
+            raise StoreUnavailableError(
+                f"Cannot {action}: the session database failed: {e.orig}.{hint}"
+            ) from e
+
+    def _row_to_record(self, row: sa.Row[t.Any]) -> SessionRecord:
+        n = len(_SESSION_FIELDS)
+        values = tuple(row)
+        user = None
+        if values[n] is not None or values[2] is not None:
+            user_values = values[n:]
+            if any(v is not None for v in user_values):
+                user = self.user_class(*user_values)
+        return SessionRecord(
+            id=values[0],
+            data=self.serializer.load(values[1]),
+            user_id=values[2],
+            created_at=values[3],
+            updated_at=values[4],
+            last_seen_at=values[5],
+            expires_at=values[6],
+            authenticated_at=values[7],
+            user_agent=values[8],
+            ip_address=values[9],
+            user=user,
+        )
+
+    def coerce_user_id(self, value: t.Any) -> t.Any:
+        kind = self._user_key_type
+        if kind is None or value is None or isinstance(value, kind):
+            return value
+        if kind is int and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise UnknownUserError(
+                    f"The session names user {value!r}, but users have integer ids."
+                ) from None
+        if kind is str and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    def _values(self, record: SessionRecord) -> dict[str, t.Any]:
+        value, _ = self.serializer.dump(record.data)
+        return {
+            "v_id": record.id,
+            "v_data": value,
+            "v_user_id": self.coerce_user_id(record.user_id),
+            "v_updated_at": record.updated_at,
+            "v_last_seen_at": record.last_seen_at,
+            "v_expires_at": record.expires_at,
+            "v_authenticated_at": record.authenticated_at,
+            "v_ip_address": record.ip_address,
+        }
+
+    # -- the contract ---------------------------------------------------------
+
+    def get(self, session_id: str, now: datetime) -> SessionRecord | None:
+        with self._errors("load the session"), self._autocommit.connect() as conn:
+            row = conn.execute(self._get, {"id": session_id, "now": now}).first()
+        return None if row is None else self._row_to_record(row)
+
+    def load_user(self, user_id: t.Any) -> t.Any:
+        if user_id is None:
+            return None
+        user_id = self.coerce_user_id(user_id)
+        with self._errors("load the user"), self._autocommit.connect() as conn:
+            row = conn.execute(self._load_user, {"user_id": user_id}).first()
+        return None if row is None else self.user_class(*row)
+
+    def create(self, record: SessionRecord, *, replaces: str | None = None) -> None:
+        value, _ = self.serializer.dump(record.data)
+        row = {
+            "id": record.id,
+            "data": value,
+            "user_id": self.coerce_user_id(record.user_id),
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+            "last_seen_at": record.last_seen_at,
+            "expires_at": record.expires_at,
+            "authenticated_at": record.authenticated_at,
+            "user_agent": record.user_agent,
+            "ip_address": record.ip_address,
+        }
+        with self._errors("store the session"):
+            if replaces is None:
+                with self._autocommit.connect() as conn:
+                    conn.execute(self._insert, row)
+            else:
+                with self.engine.begin() as conn:
+                    conn.execute(self._delete, {"id": replaces})
+                    conn.execute(self._insert, row)
+
+    def update(self, record: SessionRecord, *, previous_id: str | None = None) -> bool:
+        params = self._values(record)
+        params["current_id"] = previous_id if previous_id is not None else record.id
+        with self._errors("save the session"), self._autocommit.connect() as conn:
+            result = conn.execute(self._update, params)
+        return result.rowcount > 0
+
+    def touch(
+        self,
+        session_id: str,
+        *,
+        last_seen_at: datetime,
+        expires_at: datetime,
+        ip_address: str | None = None,
+    ) -> bool:
+        params = {
+            "current_id": session_id,
+            "v_last_seen_at": last_seen_at,
+            "v_expires_at": expires_at,
+        }
+        statement = self._touch
+        if ip_address is not None:
+            params["v_ip_address"] = ip_address
+            statement = self._touch_ip
+        with self._errors("touch the session"), self._autocommit.connect() as conn:
+            result = conn.execute(statement, params)
+        return result.rowcount > 0
+
+    def delete(self, session_id: str) -> bool:
+        with self._errors("delete the session"), self._autocommit.connect() as conn:
+            result = conn.execute(self._delete, {"id": session_id})
+        return result.rowcount > 0
+
+    def delete_all_for_user(self, user_id: t.Any, *, keep: str | None = None) -> int:
+        s = self.session_table
+        statement = sa.delete(s).where(s.c.user_id == self.coerce_user_id(user_id))
+        if keep is not None:
+            statement = statement.where(s.c.id != keep)
+        with self._errors("delete the user's sessions"), self._autocommit.connect() as conn:
+            result = conn.execute(statement)
+        return result.rowcount
+
+    def iterate(
+        self,
+        *,
+        user_id: t.Any = ALL_USERS,
+        now: datetime | None = None,
+        batch_size: int = 500,
+    ) -> t.Iterator[SessionRecord]:
+        s = self.session_table
+        statement = self._select.order_by(s.c.id).limit(batch_size)
+        if user_id is None:
+            statement = statement.where(s.c.user_id.is_(None))
+        elif user_id is not ALL_USERS:
+            statement = statement.where(s.c.user_id == self.coerce_user_id(user_id))
+        if now is not None:
+            statement = statement.where(s.c.expires_at > now)
+        after: str | None = None
+        while True:
+            page = statement if after is None else statement.where(s.c.id > after)
+            with self._errors("list sessions"), self._autocommit.connect() as conn:
+                rows = conn.execute(page).all()
+            for row in rows:
+                yield self._row_to_record(row)
+            if len(rows) < batch_size:
+                return
+            after = rows[-1][0]
+
+    def purge_expired(self, now: datetime, *, batch_size: int = 1000) -> int:
+        s = self.session_table
+        # The inner SELECT is wrapped in a derived table for MySQL/MariaDB, which
+        # refuse LIMIT in an IN subquery on the table being deleted from.
+        # SKIP LOCKED lets two servers clean up at once without waiting.
+        expired = (
+            sa.select(s.c.id)
+            .where(s.c.expires_at <= now)
+            .order_by(s.c.expires_at)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+            .subquery("expired")
+        )
+        statement = sa.delete(s).where(s.c.id.in_(sa.select(expired.c.id)))
+        deleted = 0
+        while True:
+            with self._errors("delete expired sessions"), self.engine.begin() as conn:
+                count = conn.execute(statement).rowcount
+            deleted += count
+            if count < batch_size:
+                return deleted
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def connect(self) -> Connection:
+        """Return a new connection of the store's engine (for migrations)."""
+        return self.engine.connect()

@@ -1,0 +1,121 @@
+"""Fixtures: every behaviour runs on every backend.
+
+Backends: ``memory`` (MemoryStore), ``sqlite`` (a file) and ``postgresql``
+(a real server; URL from ``KITSESSION_TEST_POSTGRESQL_URL``, default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``). Each test run works in
+its own PostgreSQL schemas, dropped at the end, so runs never collide. Without
+PostgreSQL the ``postgresql`` tests are skipped, except under ``CI=true``
+where that is a failure.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flask_kitsession import KitSession
+from flask_kitsession.stores.sql import create_store_engine
+
+from .helpers import add_views
+from .helpers import Backend
+from .helpers import Clock
+from .helpers import IN_CI
+from .helpers import make_engine
+from .helpers import MemoryBackend
+from .helpers import postgresql_problem
+from .helpers import POSTGRESQL_URL
+from .helpers import SchemaFactory
+from .helpers import SECRET_KEY
+from .helpers import SQLBackend
+from .helpers import upgrade
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> str:
+    """The PostgreSQL URL, once the server answers (skip or fail otherwise)."""
+    problem = postgresql_problem()
+    if problem is not None:
+        message = f"PostgreSQL at {POSTGRESQL_URL} is unreachable: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: PostgreSQL is required)")
+        pytest.skip(message)
+    return POSTGRESQL_URL
+
+
+@pytest.fixture(scope="session")
+def pg_schemas(postgresql_server: str) -> t.Iterator[SchemaFactory]:
+    factory = SchemaFactory(postgresql_server)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[sa.Engine]:
+    path = tmp_path_factory.mktemp("sqlite") / "kitsession.sqlite3"
+    engine = create_store_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgresql_engine(pg_schemas: SchemaFactory) -> t.Iterator[sa.Engine]:
+    engine = pg_schemas.engine()
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> t.Iterator[Backend]:
+    """The store under test, on each backend."""
+    if request.param == "memory":
+        yield MemoryBackend()
+        return
+    engine: sa.Engine = request.getfixturevalue(f"{request.param}_engine")
+    sql = SQLBackend(request.param, engine)
+    sql.reset()
+    yield sql
+    sql.reset()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_backend(request: pytest.FixtureRequest) -> t.Iterator[SQLBackend]:
+    """The SQL stores only, for what is about SQL itself."""
+    engine: sa.Engine = request.getfixturevalue(f"{request.param}_engine")
+    sql = SQLBackend(request.param, engine)
+    sql.reset()
+    yield sql
+    sql.reset()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[sa.Engine]:
+    """A new database with no tables at all, on each SQL backend."""
+    engine = make_engine(request.param, request, tmp_path)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def app(backend: Backend, clock: Clock) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=SECRET_KEY, TESTING=True)
+    KitSession(app, store=backend.store, clock=clock)
+    add_views(app)
+    return app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

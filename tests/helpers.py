@@ -1,0 +1,322 @@
+"""What the tests share besides fixtures: backends, a hand-moved clock, test views."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import secrets
+import typing as t
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from flask import Flask
+from flask import jsonify
+from flask import request
+from flask import session
+from flask.testing import FlaskClient
+
+from flask_kitsession import current_session
+from flask_kitsession import MemoryStore
+from flask_kitsession import remove_all_sessions_for_user
+from flask_kitsession import SessionStore
+from flask_kitsession import SQLAlchemyStore
+from flask_kitsession import with_delete_session
+from flask_kitsession import with_new_session
+from flask_kitsession.migrate import alembic_config
+from flask_kitsession.migrate import MigrationTarget
+from flask_kitsession.models import session_table
+from flask_kitsession.models import user_table
+from flask_kitsession.stores.sql import create_store_engine
+
+POSTGRESQL_URL = os.environ.get(
+    "KITSESSION_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SECRET_KEY = "test secret key, long enough to be a real one: 3f9a1c"
+
+# -- time ---------------------------------------------------------------------
+
+
+class Clock:
+    """A clock the tests move by hand: ``clock.advance(minutes=5)``."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+def postgresql_problem() -> str | None:
+    """Why PostgreSQL cannot be used, or ``None`` when it answers."""
+    engine = sa.create_engine(POSTGRESQL_URL, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as e:
+        return str(e.orig)
+    finally:
+        engine.dispose()
+    return None
+
+
+class SchemaFactory:
+    """Makes PostgreSQL schemas private to this test run and drops them after."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.run_id = f"{os.getpid()}_{secrets.token_hex(3)}"
+        self.schemas: list[str] = []
+        self.admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+    def engine(self, **options: t.Any) -> sa.Engine:
+        name = f"kitsession_test_{self.run_id}_{len(self.schemas)}"
+        with self.admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+        self.schemas.append(name)
+        return create_store_engine(
+            self.url, connect_args={"options": f"-csearch_path={name}"}, **options
+        )
+
+    def url_for_last(self) -> str:
+        """The URL (with its search_path) of the newest schema, for subprocesses."""
+        from urllib.parse import quote
+
+        return f"{self.url}?options={quote('-csearch_path=' + self.schemas[-1])}"
+
+    def drop_all(self) -> None:
+        with self.admin.begin() as connection:
+            for name in self.schemas:
+                connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        self.admin.dispose()
+
+
+def make_engine(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
+    """A new, empty database of ``kind`` (``sqlite`` or ``postgresql``)."""
+    if kind == "sqlite":
+        return create_store_engine(f"sqlite:///{tmp_path / 'kitsession.sqlite3'}")
+    schemas: SchemaFactory = request.getfixturevalue("pg_schemas")
+    return schemas.engine()
+
+
+def upgrade(engine: sa.Engine, target: MigrationTarget | None = None) -> None:
+    """Create the tables with the bundled migrations."""
+    with engine.begin() as connection:
+        config = alembic_config(connection=connection, target=target)
+        command.upgrade(config, "head")
+
+
+SessionUser = collections.namedtuple("SessionUser", ["id", "email", "created_at"])
+
+
+class Backend:
+    """A store plus what tests need around it: users, raw rows, operation counts."""
+
+    name: str
+    store: SessionStore
+
+    def add_user(self, email: str) -> t.Any:
+        raise NotImplementedError
+
+    def delete_user(self, user_id: t.Any) -> None:
+        raise NotImplementedError
+
+    def rows(self) -> list[dict[str, t.Any]]:
+        """Every stored session, raw."""
+        raise NotImplementedError
+
+    def operations(self) -> t.ContextManager[list[str]]:
+        """Record what reaches the storage: "SELECT ...", "UPDATE ..." and so on."""
+        raise NotImplementedError
+
+    def writes(self, operations: list[str]) -> list[str]:
+        return [op for op in operations if not op.startswith("SELECT")]
+
+    def reset(self) -> None:
+        pass
+
+
+class RecordingMemoryStore(MemoryStore):
+    """A MemoryStore that notes each storage call, as SQL stores note statements."""
+
+    log: list[str] | None = None
+
+    def _note(self, operation: str) -> None:
+        if self.log is not None:
+            self.log.append(operation)
+
+    def get(self, session_id: str, now: datetime) -> t.Any:
+        self._note("SELECT session")
+        return super().get(session_id, now)
+
+    def create(self, record: t.Any, *, replaces: str | None = None) -> None:
+        self._note("INSERT session")
+        super().create(record, replaces=replaces)
+
+    def update(self, record: t.Any, *, previous_id: str | None = None) -> bool:
+        self._note("UPDATE session")
+        return super().update(record, previous_id=previous_id)
+
+    def touch(self, session_id: str, **kwargs: t.Any) -> bool:
+        self._note("UPDATE session touch")
+        return super().touch(session_id, **kwargs)
+
+    def delete(self, session_id: str) -> bool:
+        self._note("DELETE session")
+        return super().delete(session_id)
+
+    def delete_all_for_user(self, user_id: t.Any, *, keep: str | None = None) -> int:
+        self._note("DELETE session for user")
+        return super().delete_all_for_user(user_id, keep=keep)
+
+
+class MemoryBackend(Backend):
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.users: dict[int, SessionUser] = {}
+        self.store: RecordingMemoryStore = RecordingMemoryStore(user_loader=self._load_user)
+
+    def _load_user(self, user_id: t.Any) -> t.Any:
+        return self.users.get(user_id)
+
+    def add_user(self, email: str) -> t.Any:
+        user_id = len(self.users) + 1
+        self.users[user_id] = SessionUser(user_id, email, datetime.now(timezone.utc))
+        return user_id
+
+    def delete_user(self, user_id: t.Any) -> None:
+        # What ON DELETE CASCADE does in SQL.
+        del self.users[user_id]
+        self.store.delete_all_for_user(user_id)
+
+    def rows(self) -> list[dict[str, t.Any]]:
+        store = self.store
+        with store._lock:
+            return [
+                {
+                    **{f: getattr(r, f) for f in r.__slots__ if f not in ("data", "user")},
+                    "data": text,
+                }
+                for r, text in store._rows.values()
+            ]
+
+    @contextlib.contextmanager
+    def operations(self) -> t.Iterator[list[str]]:
+        log: list[str] = []
+        self.store.log = log
+        try:
+            yield log
+        finally:
+            self.store.log = None
+
+
+class SQLBackend(Backend):
+    def __init__(self, name: str, engine: sa.Engine) -> None:
+        self.name = name
+        self.engine = engine
+        self.store = SQLAlchemyStore(engine)
+
+    def add_user(self, email: str) -> t.Any:
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                user_table.insert().values(email=email, created_at=datetime.now(timezone.utc))
+            )
+            return result.inserted_primary_key[0]  # type: ignore[index]
+
+    def delete_user(self, user_id: t.Any) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(user_table.delete().where(user_table.c.id == user_id))
+
+    def rows(self) -> list[dict[str, t.Any]]:
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(sa.select(session_table))]
+
+    @contextlib.contextmanager
+    def operations(self) -> t.Iterator[list[str]]:
+        log: list[str] = []
+
+        def before(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
+            if self.name == "postgresql":
+                # A read-only request opens no transaction: psycopg sends no
+                # BEGIN on an autocommit connection.
+                if not conn.connection.dbapi_connection.autocommit:
+                    log.append("BEGIN")
+            log.append(" ".join(statement.split()))
+
+        sa.event.listen(self.engine, "before_cursor_execute", before)
+        try:
+            yield log
+        finally:
+            sa.event.remove(self.engine, "before_cursor_execute", before)
+
+    def writes(self, operations: list[str]) -> list[str]:
+        return [op for op in operations if not op.startswith("SELECT")]
+
+    def reset(self) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(session_table.delete())
+            connection.execute(user_table.delete())
+
+
+def add_views(app: Flask) -> None:
+    """The views a typical app has, used throughout the tests."""
+
+    @app.post("/login")
+    @with_new_session
+    def login() -> t.Any:
+        user_id = request.form.get("user_id")
+        if user_id:
+            session["user_id"] = int(user_id)
+        return jsonify(ok=bool(user_id))
+
+    @app.post("/logout")
+    @with_delete_session
+    def logout() -> t.Any:
+        return jsonify(bye=session.get("user_id"))
+
+    @app.get("/me")
+    def me() -> t.Any:
+        user = session.user  # type: ignore[attr-defined]
+        return jsonify(
+            user_id=session.user_id,  # type: ignore[attr-defined]
+            email=user.email if user is not None else None,
+        )
+
+    @app.post("/set")
+    def set_value() -> t.Any:
+        for key, value in request.form.items():
+            session[key] = value
+        return jsonify(dict(session))
+
+    @app.get("/get")
+    def get_values() -> t.Any:
+        return jsonify(dict(session))
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "no session here"
+
+    @app.post("/sign-out-others")
+    def sign_out_others() -> t.Any:
+        count = remove_all_sessions_for_user(current_session.user_id, current_session)
+        return jsonify(count=count)
+
+
+def session_cookie(client: FlaskClient, name: str = "session") -> str | None:
+    cookie = client.get_cookie(name)
+    return None if cookie is None else cookie.value
+
+
+def log_in(client: FlaskClient, user_id: t.Any) -> None:
+    response = client.post("/login", data={"user_id": str(user_id)})
+    assert response.status_code == 200, response.data
