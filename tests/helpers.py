@@ -184,7 +184,9 @@ class MemoryBackend(Backend):
 
     def __init__(self) -> None:
         self.users: dict[int, SessionUser] = {}
-        self.store: RecordingMemoryStore = RecordingMemoryStore(user_loader=self._load_user)
+        self.store: RecordingMemoryStore = RecordingMemoryStore(
+            user_loader=self._load_user, user_id_type=int
+        )
 
     def _load_user(self, user_id: t.Any) -> t.Any:
         return self.users.get(user_id)
@@ -320,3 +322,10 @@ def session_cookie(client: FlaskClient, name: str = "session") -> str | None:
 def log_in(client: FlaskClient, user_id: t.Any) -> None:
     response = client.post("/login", data={"user_id": str(user_id)})
     assert response.status_code == 200, response.data
+
+
+def me(client: FlaskClient) -> dict[str, t.Any]:
+    """What the ``/me`` view says about the client's session."""
+    data = client.get("/me").get_json()
+    assert isinstance(data, dict)
+    return data

@@ -11,6 +11,7 @@ import typing as t
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
 
 
@@ -87,6 +88,10 @@ class SessionStore:
     #: (stores whose storage expires entries by itself set this to false).
     needs_purge: t.ClassVar[bool] = True
 
+    #: The Python type of user ids (``int``, ``str``), when the store knows
+    #: it; user ids from session data are converted to it.
+    user_id_type: type | None = None
+
     def __init__(self, *, serializer: SessionSerializer | None = None) -> None:
         self.serializer = serializer if serializer is not None else SessionSerializer()
 
@@ -102,11 +107,25 @@ class SessionStore:
         return None if value is None else self.coerce_user_id(value)
 
     def coerce_user_id(self, value: t.Any) -> t.Any:
-        """Convert a user id taken from session data to the user key's type.
+        """Convert a user id taken from session data (or a command line) to
+        :attr:`user_id_type`.
 
         Flask-Login keeps ids as strings, so ``"42"`` must find user ``42``.
-        The base class keeps the value as it is.
+
+        :raises UnknownUserError: if the value cannot be a user id at all.
         """
+        kind = self.user_id_type
+        if kind is None or value is None or isinstance(value, kind):
+            return value
+        if kind is int and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise UnknownUserError(
+                    f"The session names user {value!r}, but users have integer ids."
+                ) from None
+        if kind is str and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
         return value
 
     def load_user(self, user_id: t.Any) -> t.Any:

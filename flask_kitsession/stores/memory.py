@@ -24,6 +24,8 @@ class MemoryStore(SessionStore):
 
     :param user_loader: Returns the user for a user id, so that
         ``session.user`` works; without it ``session.user`` is ``None``.
+    :param user_id_type: The type of user ids (``int`` or ``str``), so that
+        ids written as strings (Flask-Login's) find their user.
     :param serializer: See :class:`SessionStore`.
 
     .. versionadded:: 0.1
@@ -33,10 +35,12 @@ class MemoryStore(SessionStore):
         self,
         *,
         user_loader: t.Callable[[t.Any], t.Any] | None = None,
+        user_id_type: type | None = None,
         serializer: SessionSerializer | None = None,
     ) -> None:
         super().__init__(serializer=serializer)
         self.user_loader = user_loader
+        self.user_id_type = user_id_type
         self._lock = threading.Lock()
         # id -> (record without data, data as JSON text)
         self._rows: dict[str, tuple[SessionRecord, str]] = {}
@@ -45,7 +49,7 @@ class MemoryStore(SessionStore):
     def load_user(self, user_id: t.Any) -> t.Any:
         if self.user_loader is None or user_id is None:
             return None
-        return self.user_loader(user_id)
+        return self.user_loader(self.coerce_user_id(user_id))
 
     def _decode(self, stored: tuple[SessionRecord, str], *, with_user: bool) -> SessionRecord:
         record, text = stored
@@ -56,6 +60,7 @@ class MemoryStore(SessionStore):
         )
 
     def _put(self, record: SessionRecord, text: str) -> None:
+        record = dataclasses.replace(record, user_id=self.coerce_user_id(record.user_id))
         self._rows[record.id] = (dataclasses.replace(record, data={}, user=None), text)
         if record.user_id is not None:
             self._by_user.setdefault(record.user_id, set()).add(record.id)

@@ -163,9 +163,9 @@ class SQLAlchemyStore(SessionStore):
             "SessionUser", [c.name for c in self.user_columns], rename=True
         )
         try:
-            self._user_key_type: type | None = self.user_key.type.python_type
+            self.user_id_type = self.user_key.type.python_type
         except NotImplementedError:
-            self._user_key_type = None
+            self.user_id_type = None
         self._compile_statements()
 
     def _user_columns(self, user_fields: t.Sequence[str] | None) -> list[sa.Column[t.Any]]:
@@ -250,11 +250,10 @@ class SQLAlchemyStore(SessionStore):
     def _row_to_record(self, row: sa.Row[t.Any]) -> SessionRecord:
         n = len(_SESSION_FIELDS)
         values = tuple(row)
+        user_values = values[n:]
         user = None
-        if values[n] is not None or values[2] is not None:
-            user_values = values[n:]
-            if any(v is not None for v in user_values):
-                user = self.user_class(*user_values)
+        if values[2] is not None and any(v is not None for v in user_values):
+            user = self.user_class(*user_values)
         return SessionRecord(
             id=values[0],
             data=self.serializer.load(values[1]),
@@ -268,21 +267,6 @@ class SQLAlchemyStore(SessionStore):
             ip_address=values[9],
             user=user,
         )
-
-    def coerce_user_id(self, value: t.Any) -> t.Any:
-        kind = self._user_key_type
-        if kind is None or value is None or isinstance(value, kind):
-            return value
-        if kind is int and isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                raise UnknownUserError(
-                    f"The session names user {value!r}, but users have integer ids."
-                ) from None
-        if kind is str and isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return value
 
     def _values(self, record: SessionRecord) -> dict[str, t.Any]:
         value, _ = self.serializer.dump(record.data)
