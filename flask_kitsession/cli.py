@@ -37,6 +37,19 @@ def db_current() -> None:
     click.echo(migrate.current_revision() or "base (no session tables)")
 
 
+@db_command.command("check")
+def db_check() -> None:
+    """Fail if the session tables differ from what this version expects."""
+    differences = migrate.check()
+    if differences:
+        for difference in differences:
+            click.echo(f"  {difference}")
+        raise click.ClickException(
+            "The session tables differ from the models: run `flask kitsession db upgrade`."
+        )
+    click.echo("The session tables match the models.")
+
+
 @kitsession_command.command("cleanup")
 @click.option(
     "--batch-size",

@@ -139,6 +139,44 @@ def current_revision(app: Flask | None = None) -> str | None:
         return context.get_current_revision()
 
 
+def schema_differences(
+    connection: sa.Connection, target: MigrationTarget | None = None
+) -> list[t.Any]:
+    """Return how the database differs from kitsession's models, as Alembic's
+    autogenerate sees it; empty when the tables are exactly as the models say.
+    Only kitsession's own tables are compared.
+    """
+    from alembic.autogenerate import compare_metadata
+
+    if target is None:
+        target = MigrationTarget.for_user_model()
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "include_name": _include_name(target.table_names),
+            "compare_type": True,
+            "target_metadata": target.metadata,
+        },
+    )
+    return list(compare_metadata(context, target.metadata))
+
+
+def check(app: Flask | None = None) -> list[t.Any]:
+    """Return how the app's session tables differ from the models (empty if not)."""
+    store = _store(app)
+    with store.engine.connect() as connection:
+        return schema_differences(connection, MigrationTarget.for_store(store))
+
+
+def _include_name(names: frozenset[str]) -> t.Callable[[str | None, str, t.Any], bool]:
+    def include_name(name: str | None, type_: str, parent_names: t.Any) -> bool:
+        # Autogenerate looks at kitsession's tables only: it never proposes
+        # to drop the app's own.
+        return type_ != "table" or name in names
+
+    return include_name
+
+
 def migration_target() -> MigrationTarget:
     """Return what the running migration builds. For use in revision scripts."""
     from alembic import context
@@ -170,17 +208,10 @@ def run_migrations(context: t.Any) -> None:
         user_model = context.get_x_argument(as_dictionary=True).get("user_model")
         target = MigrationTarget.for_user_model(user_model)
         config.attributes["kitsession_target"] = target
-    names = target.table_names
-
-    def include_name(name: str | None, type_: str, parent_names: t.Any) -> bool:
-        # Autogenerate looks at kitsession's tables only: never proposes to
-        # drop the app's own.
-        return type_ != "table" or name in names
-
     options: dict[str, t.Any] = {
         "target_metadata": target.metadata,
         "version_table": VERSION_TABLE,
-        "include_name": include_name,
+        "include_name": _include_name(target.table_names),
         "compare_type": True,
     }
     if context.is_offline_mode():

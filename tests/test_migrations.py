@@ -1,0 +1,196 @@
+"""The bundled migrations: they build exactly the models, and undo cleanly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from flask_kitsession.migrate import alembic_config
+from flask_kitsession.migrate import MigrationTarget
+from flask_kitsession.migrate import schema_differences
+from flask_kitsession.migrate import VERSION_TABLE
+
+from .helpers import SchemaFactory
+from .helpers import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class AppBase(DeclarativeBase):
+    pass
+
+
+class Account(AppBase):
+    """An app's own user model: table ``users``, string keys."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(255))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+
+
+class Thing(AppBase):
+    """A table of the app's that kitsession must leave alone."""
+
+    __tablename__ = "thing"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+def downgrade(engine: sa.Engine, target: MigrationTarget | None = None) -> None:
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection=connection, target=target), "base")
+
+
+def table_names(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def test_upgrade_builds_exactly_the_models(empty_database: sa.Engine) -> None:
+    upgrade(empty_database)
+    assert table_names(empty_database) == {"user", "session", VERSION_TABLE}
+    with empty_database.connect() as connection:
+        assert schema_differences(connection) == []
+    # Running it again changes nothing.
+    upgrade(empty_database)
+    foreign_keys = sa.inspect(empty_database).get_foreign_keys("session")
+    assert [fk["referred_table"] for fk in foreign_keys] == ["user"]
+    assert foreign_keys[0]["options"].get("ondelete") == "CASCADE"
+
+
+def test_downgrade_removes_everything(empty_database: sa.Engine) -> None:
+    upgrade(empty_database)
+    downgrade(empty_database)
+    assert table_names(empty_database) <= {VERSION_TABLE}
+    upgrade(empty_database)
+    with empty_database.connect() as connection:
+        assert schema_differences(connection) == []
+
+
+def test_the_apps_own_user_table(empty_database: sa.Engine) -> None:
+    AppBase.metadata.create_all(empty_database)
+    target = MigrationTarget.for_user_model(Account)
+    upgrade(empty_database, target)
+    assert table_names(empty_database) == {"users", "thing", "session", VERSION_TABLE}
+    with empty_database.connect() as connection:
+        assert schema_differences(connection, target) == []
+    [foreign_key] = sa.inspect(empty_database).get_foreign_keys("session")
+    assert foreign_key["referred_table"] == "users"
+    columns = {c["name"]: c for c in sa.inspect(empty_database).get_columns("session")}
+    assert isinstance(columns["user_id"]["type"], sa.String)
+    downgrade(empty_database, target)
+    assert table_names(empty_database) <= {"users", "thing", VERSION_TABLE}
+
+
+def test_autogenerate_leaves_the_apps_tables_alone(empty_database: sa.Engine) -> None:
+    AppBase.metadata.create_all(empty_database)
+    upgrade(empty_database)
+    with empty_database.connect() as connection:
+        # "users" and "thing" are in the database but not in kitsession's
+        # models: a naive autogenerate would propose dropping them.
+        assert schema_differences(connection) == []
+
+
+def test_version_table_is_kitsessions_own(empty_database: sa.Engine) -> None:
+    with empty_database.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        connection.execute(sa.text("INSERT INTO alembic_version VALUES ('apps_own_head')"))
+    upgrade(empty_database)
+    with empty_database.connect() as connection:
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
+            ("apps_own_head",)
+        ]
+        assert connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all() == [
+            ("0001",)
+        ]
+
+
+def alembic_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_alembic_command_with_the_top_level_ini(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    result = alembic_cli("-x", f"url={url}", "upgrade", "head")
+    assert result.returncode == 0, result.stderr
+    engine = sa.create_engine(url)
+    assert table_names(engine) == {"user", "session", VERSION_TABLE}
+    result = alembic_cli("current", env={"KITSESSION_DATABASE_URL": url})
+    assert result.returncode == 0 and "0001 (head)" in result.stdout, result.stderr
+    result = alembic_cli("-x", f"url={url}", "downgrade", "base")
+    assert result.returncode == 0, result.stderr
+    assert table_names(engine) == {VERSION_TABLE}
+    engine.dispose()
+
+
+def test_alembic_command_on_postgresql(pg_schemas: SchemaFactory) -> None:
+    engine = pg_schemas.engine()
+    result = alembic_cli(
+        "upgrade", "head", env={"KITSESSION_DATABASE_URL": pg_schemas.url_for_last()}
+    )
+    assert result.returncode == 0, result.stderr
+    with engine.connect() as connection:
+        assert schema_differences(connection) == []
+    engine.dispose()
+
+
+def test_concurrent_upgrades_wait_for_each_other(pg_schemas: SchemaFactory) -> None:
+    """Several workers starting at once all upgrade; one creates the tables."""
+    engine = pg_schemas.engine()
+    env = {**os.environ, "KITSESSION_DATABASE_URL": pg_schemas.url_for_last()}
+    command_line = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
+    workers = [
+        subprocess.Popen(
+            [*command_line, "upgrade", "head"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=120)
+        assert worker.returncode == 0, stderr
+    with engine.connect() as connection:
+        assert schema_differences(connection) == []
+    engine.dispose()
+
+
+def test_alembic_command_without_a_url_says_what_to_do() -> None:
+    env = {"KITSESSION_DATABASE_URL": ""}
+    result = alembic_cli("upgrade", "head", env=env)
+    assert result.returncode != 0
+    assert "KITSESSION_DATABASE_URL" in result.stderr
+
+
+def test_offline_sql_script(tmp_path: Path) -> None:
+    result = alembic_cli("-x", "url=postgresql+psycopg://", "upgrade", "head", "--sql")
+    assert result.returncode == 0, result.stderr
+    assert "CREATE TABLE session" in result.stdout
+    assert "JSONB" in result.stdout
+
+
+@pytest.mark.parametrize("revision", ["0001"])
+def test_every_revision_downgrades(empty_database: sa.Engine, revision: str) -> None:
+    upgrade(empty_database)
+    with empty_database.begin() as connection:
+        config = alembic_config(connection=connection)
+        command.downgrade(config, "base")
+        command.upgrade(config, revision)
