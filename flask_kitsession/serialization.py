@@ -9,11 +9,14 @@ session moves between stores without loss.
 from __future__ import annotations
 
 import json
+import logging
 import typing as t
 
 from flask.json.tag import TaggedJSONSerializer
 
 from .exceptions import SessionDataError
+
+logger = logging.getLogger("flask_kitsession")
 
 
 class SessionSerializer:
@@ -61,18 +64,27 @@ class SessionSerializer:
         return self.dump(data)[1]
 
     def load(self, value: t.Any) -> dict[str, t.Any]:
-        """Return the session data from a stored JSON-compatible value."""
-        if isinstance(value, str):
-            # Some drivers hand JSON columns back as text.
-            value = json.loads(value)
-        if not isinstance(value, dict):
+        """Return the session data from a stored JSON-compatible value.
+
+        Stored data that cannot be read back (edited by hand into something
+        that is not an object, say) gives empty data and a warning on the
+        ``flask_kitsession`` logger rather than a failed request.
+        """
+        try:
+            if isinstance(value, (str, bytes)):
+                # Some drivers hand JSON columns back as text.
+                value = json.loads(value)
+            if not isinstance(value, dict):
+                raise ValueError(f"expected a JSON object, found {type(value).__name__}")
+            untag = self._untag
+            return {key: untag(item) for key, item in value.items()}
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            logger.warning("Stored session data cannot be read (%s); using empty data.", e)
             return {}
-        untag = self._untag
-        return {key: untag(item) for key, item in value.items()}
 
     def loads(self, text: str | bytes) -> dict[str, t.Any]:
         """Return the session data from its JSON text."""
-        return self.load(json.loads(text))
+        return self.load(text)
 
     def _untag(self, value: t.Any) -> t.Any:
         if isinstance(value, dict):

@@ -159,7 +159,7 @@ class SQLAlchemyStore(SessionStore):
         self.user_table: sa.Table = self.user_key.table
         self.user_columns = self._user_columns(user_fields)
         #: The class of ``session.user``: a read-only named tuple of the user fields.
-        self.user_class = collections.namedtuple(  # type: ignore[misc]
+        self.user_class: type[t.Any] = collections.namedtuple(  # type: ignore[misc]
             "SessionUser", [c.name for c in self.user_columns], rename=True
         )
         try:

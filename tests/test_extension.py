@@ -1,0 +1,277 @@
+"""KitSession: configuration, app factories, the app's own user model, failures."""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask import jsonify
+from flask import session
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from flask_kitsession import current_session
+from flask_kitsession import KitSession
+from flask_kitsession import MemoryStore
+from flask_kitsession import migrate
+from flask_kitsession import SQLAlchemyStore
+from flask_kitsession.migrate import MigrationTarget
+from flask_kitsession.stores.sql import create_store_engine
+from flask_kitsession.tokens import new_token
+
+from .helpers import add_views
+from .helpers import log_in
+from .helpers import me
+from .helpers import SECRET_KEY
+from .helpers import session_cookie
+from .helpers import upgrade
+
+
+def make_app(**config: t.Any) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=SECRET_KEY, **config)
+    return app
+
+
+def test_app_factory_with_the_default_sqlite_database(tmp_path: Path) -> None:
+    kitsession = KitSession()
+
+    def create_app() -> Flask:
+        app = Flask(__name__, instance_path=str(tmp_path / "instance"))
+        app.config["SECRET_KEY"] = SECRET_KEY
+        kitsession.init_app(app)
+        migrate.upgrade(app)
+        add_views(app)
+        return app
+
+    app = create_app()
+    assert (tmp_path / "instance" / "kitsession.sqlite3").is_file()
+    store = kitsession_store(app)
+    with store.engine.begin() as connection:
+        user_id = connection.execute(
+            sa.text("INSERT INTO user (email, created_at) VALUES ('a@example.com', '2026-01-01')")
+        ).lastrowid
+    client = app.test_client()
+    log_in(client, user_id)
+    assert me(client) == {"user_id": user_id, "email": "a@example.com"}
+    # A second app from the same factory shares nothing but the database file.
+    other = create_app()
+    assert other.session_interface is not app.session_interface
+    other_client = other.test_client()
+    other_client.set_cookie("session", session_cookie(client) or "")
+    assert me(other_client)["user_id"] == user_id
+
+
+def kitsession_store(app: Flask) -> SQLAlchemyStore:
+    store = app.extensions["kitsession"].store
+    assert isinstance(store, SQLAlchemyStore)
+    return store
+
+
+def test_database_url_from_config(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'configured.sqlite3'}"
+    app = make_app(KITSESSION_DATABASE_URL=url, KITSESSION_ENGINE_OPTIONS={"echo": False})
+    KitSession(app)
+    assert str(kitsession_store(app).engine.url) == url
+
+
+def test_init_app_twice_is_an_error() -> None:
+    app = make_app()
+    kitsession = KitSession(app, store=MemoryStore())
+    with pytest.raises(RuntimeError, match="already initialized"):
+        kitsession.init_app(app)
+
+
+def test_store_and_engine_together_is_an_error() -> None:
+    with pytest.raises(TypeError, match="either store="):
+        KitSession(store=MemoryStore(), engine=sa.create_engine("sqlite://"))
+
+
+def test_config_defaults_are_set_and_documented() -> None:
+    from flask_kitsession.settings import DEFAULTS
+
+    app = make_app()
+    KitSession(app, store=MemoryStore())
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for key, value in DEFAULTS.items():
+        assert app.config[key] == value
+        assert f"`{key}`" in readme, f"{key} is not documented in the README"
+    settings = app.extensions["kitsession"].settings
+    assert settings.idle_timeout == app.permanent_session_lifetime
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("KITSESSION_IDLE_TIMEOUT", "soon", "must be a timedelta or a number of seconds"),
+        ("KITSESSION_IDLE_TIMEOUT", -5, "must be positive"),
+        ("KITSESSION_TOUCH_INTERVAL", timedelta(days=40), "must be shorter"),
+        ("KITSESSION_MAX_DATA_SIZE", 0, "positive int"),
+        ("KITSESSION_CARRY_OVER_KEYS", "cart", "list of keys"),
+    ],
+)
+def test_bad_config_names_the_key(key: str, value: t.Any, message: str) -> None:
+    app = make_app(**{key: value})
+    with pytest.raises((TypeError, ValueError), match=message):
+        KitSession(app, store=MemoryStore())
+
+
+def test_durations_in_seconds() -> None:
+    app = make_app(KITSESSION_IDLE_TIMEOUT=600, KITSESSION_ABSOLUTE_TIMEOUT=3600.0)
+    KitSession(app, store=MemoryStore())
+    settings = app.extensions["kitsession"].settings
+    assert settings.idle_timeout == timedelta(minutes=10)
+    assert settings.absolute_timeout == timedelta(hours=1)
+
+
+# -- the app's own user model ------------------------------------------------------
+
+
+class AppBase(DeclarativeBase):
+    pass
+
+
+class Member(AppBase):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(255))
+    display_name: Mapped[str] = mapped_column(sa.String(80))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+
+
+def test_the_apps_own_user_model(empty_database: sa.Engine) -> None:
+    AppBase.metadata.create_all(empty_database)
+    with empty_database.begin() as connection:
+        connection.execute(
+            sa.insert(Member).values(
+                id="u-42", email="lin@example.com", display_name="Lin", password_hash="x"
+            )
+        )
+    app = make_app(KITSESSION_USER_MODEL=Member)
+    KitSession(app, engine=empty_database)
+    migrate.upgrade(app)
+    assert migrate.check(app) == []
+
+    @app.post("/login")
+    def login() -> str:
+        session["user_id"] = "u-42"
+        return "in"
+
+    @app.get("/who")
+    def who() -> t.Any:
+        user = current_session.user
+        if user is None:
+            return jsonify(id=None)
+        return jsonify(id=user.id, name=user.display_name, fields=list(user._fields))
+
+    client = app.test_client()
+    client.post("/login")
+    assert client.get("/who").json == {
+        "id": "u-42",
+        "name": "Lin",
+        # password columns are not loaded unless asked for
+        "fields": ["id", "email", "display_name"],
+    }
+    # Deleting the user deletes their sessions (ON DELETE CASCADE).
+    with empty_database.begin() as connection:
+        connection.execute(sa.delete(Member))
+        assert connection.execute(sa.text("SELECT count(*) FROM session")).scalar() == 0
+    assert client.get("/who").json == {"id": None}
+
+
+def test_user_model_as_import_string_and_fields(empty_database: sa.Engine) -> None:
+    AppBase.metadata.create_all(empty_database)
+    app = make_app(
+        KITSESSION_USER_MODEL="tests.test_extension:Member",
+        KITSESSION_USER_FIELDS=["id", "display_name"],
+    )
+    KitSession(app, engine=empty_database)
+    store = kitsession_store(app)
+    assert store.user_table.name == "users"
+    assert store.user_class._fields == ("id", "display_name")
+    assert store.owns_user_table is False
+
+
+def test_unknown_user_fields_are_named() -> None:
+    with pytest.raises(ValueError, match="nickname"):
+        SQLAlchemyStore(sa.create_engine("sqlite://"), user_fields=["id", "nickname"])
+
+
+def test_user_model_that_is_not_a_table() -> None:
+    with pytest.raises(TypeError, match="KITSESSION_USER_MODEL"):
+        SQLAlchemyStore(sa.create_engine("sqlite://"), user_model=object())
+
+
+# -- failures ---------------------------------------------------------------------
+
+
+def unreachable_app(tmp_path: Path) -> Flask:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    engine = create_store_engine("postgresql+psycopg://postgres@127.0.0.1:9/test")
+    app = make_app()
+    KitSession(app, engine=engine)
+    add_views(app)
+    return app
+
+
+def test_unreachable_database_gives_503_and_keeps_the_cookie(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = unreachable_app(tmp_path)
+    client = app.test_client()
+    with caplog.at_level(logging.ERROR, logger="flask_kitsession"):
+        response = client.post("/set", data={"a": "1"})
+    assert response.status_code == 503
+    assert b"Traceback" not in response.data
+    assert "Could not save the session" in caplog.text
+
+    # A cookie from before the outage: refused with 503, and kept for later.
+    signed = app.session_interface.signer.dumps(app, new_token())  # type: ignore[attr-defined]
+    client.set_cookie("session", signed)
+    response = client.get("/get")
+    assert response.status_code == 503
+    assert "Set-Cookie" not in response.headers
+    assert session_cookie(client) == signed
+
+
+def test_503_goes_through_the_apps_error_handler(tmp_path: Path) -> None:
+    app = unreachable_app(tmp_path)
+
+    @app.errorhandler(503)
+    def unavailable(error: Exception) -> tuple[str, int]:
+        return "back soon", 503
+
+    client = app.test_client()
+    assert client.post("/set", data={"a": "1"}).text == "back soon"
+    client.set_cookie("session", app.session_interface.signer.dumps(app, new_token()))  # type: ignore[attr-defined]
+    response = client.get("/get")
+    assert (response.status_code, response.text) == (503, "back soon")
+
+
+def test_missing_tables_say_how_to_create_them(
+    empty_database: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app()
+    KitSession(app, engine=empty_database)
+    add_views(app)
+    with caplog.at_level(logging.ERROR, logger="flask_kitsession"):
+        response = app.test_client().post("/set", data={"a": "1"})
+    assert response.status_code == 503
+    assert "flask kitsession db upgrade" in caplog.text
+
+
+def test_database_comes_back(empty_database: sa.Engine) -> None:
+    app = make_app()
+    KitSession(app, engine=empty_database)
+    add_views(app)
+    client = app.test_client()
+    assert client.post("/set", data={"a": "1"}).status_code == 503
+    upgrade(empty_database, MigrationTarget.for_user_model())
+    assert client.post("/set", data={"a": "1"}).status_code == 200
+    assert client.get("/get").json == {"a": "1"}
