@@ -1,10 +1,12 @@
 """Fixtures: every behaviour runs on every backend.
 
-Backends: ``memory`` (MemoryStore), ``sqlite`` (a file) and ``postgresql``
-(a real server; URL from ``KITSESSION_TEST_POSTGRESQL_URL``, default
-``postgresql+psycopg://postgres@127.0.0.1:5432/test``). Each test run works in
-its own PostgreSQL schemas, dropped at the end, so runs never collide. Without
-PostgreSQL the ``postgresql`` tests are skipped, except under ``CI=true``
+Backends: ``memory`` (MemoryStore), ``sqlite`` (a file), ``postgresql`` and
+``mariadb`` (real servers; URLs from ``KITSESSION_TEST_POSTGRESQL_URL``,
+default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``, and
+``KITSESSION_TEST_MARIADB_URL``, default
+``mysql+pymysql://root@127.0.0.1:3306/test``). Each test run works in its own
+PostgreSQL schemas and MariaDB databases, dropped at the end, so runs never
+collide. Without a server its tests are skipped, except under ``CI=true``
 where that is a failure.
 """
 
@@ -26,11 +28,13 @@ from .helpers import Backend
 from .helpers import Clock
 from .helpers import IN_CI
 from .helpers import make_engine
+from .helpers import MARIADB_URL
+from .helpers import MariaDBDatabaseFactory
 from .helpers import MemoryBackend
-from .helpers import postgresql_problem
 from .helpers import POSTGRESQL_URL
 from .helpers import SchemaFactory
 from .helpers import SECRET_KEY
+from .helpers import server_problem
 from .helpers import SQLBackend
 from .helpers import upgrade
 
@@ -43,13 +47,38 @@ def clock() -> Clock:
 @pytest.fixture(scope="session")
 def postgresql_server() -> str:
     """The PostgreSQL URL, once the server answers (skip or fail otherwise)."""
-    problem = postgresql_problem()
+    return require_server("PostgreSQL", POSTGRESQL_URL)
+
+
+def require_server(name: str, url: str) -> str:
+    problem = server_problem(url)
     if problem is not None:
-        message = f"PostgreSQL at {POSTGRESQL_URL} is unreachable: {problem}"
+        message = f"{name} at {url} is unreachable: {problem}"
         if IN_CI:
-            pytest.fail(message + " (CI=true: PostgreSQL is required)")
+            pytest.fail(f"{message} (CI=true: {name} is required)")
         pytest.skip(message)
-    return POSTGRESQL_URL
+    return url
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> str:
+    """The MariaDB URL, once the server answers (skip or fail otherwise)."""
+    return require_server("MariaDB", MARIADB_URL)
+
+
+@pytest.fixture(scope="session")
+def mariadb_databases(mariadb_server: str) -> t.Iterator[MariaDBDatabaseFactory]:
+    factory = MariaDBDatabaseFactory(mariadb_server)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def mariadb_engine(mariadb_databases: MariaDBDatabaseFactory) -> t.Iterator[sa.Engine]:
+    engine = mariadb_databases.engine()
+    upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +105,7 @@ def postgresql_engine(pg_schemas: SchemaFactory) -> t.Iterator[sa.Engine]:
     engine.dispose()
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql", "mariadb"])
 def backend(request: pytest.FixtureRequest) -> t.Iterator[Backend]:
     """The store under test, on each backend."""
     if request.param == "memory":
@@ -89,7 +118,7 @@ def backend(request: pytest.FixtureRequest) -> t.Iterator[Backend]:
     sql.reset()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def sql_backend(request: pytest.FixtureRequest) -> t.Iterator[SQLBackend]:
     """The SQL stores only, for what is about SQL itself."""
     engine: sa.Engine = request.getfixturevalue(f"{request.param}_engine")
@@ -99,7 +128,7 @@ def sql_backend(request: pytest.FixtureRequest) -> t.Iterator[SQLBackend]:
     sql.reset()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[sa.Engine]:
     """A new database with no tables at all, on each SQL backend."""
     engine = make_engine(request.param, request, tmp_path)

@@ -37,6 +37,9 @@ from flask_kitsession.stores.sql import create_store_engine
 POSTGRESQL_URL = os.environ.get(
     "KITSESSION_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+MARIADB_URL = os.environ.get(
+    "KITSESSION_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SECRET_KEY = "test secret key, long enough to be a real one: 3f9a1c"
 
@@ -56,9 +59,12 @@ class Clock:
         self.now += timedelta(**kwargs)
 
 
-def postgresql_problem() -> str | None:
-    """Why PostgreSQL cannot be used, or ``None`` when it answers."""
-    engine = sa.create_engine(POSTGRESQL_URL, poolclass=sa.pool.NullPool)
+def server_problem(url: str) -> str | None:
+    """Why the database server at ``url`` cannot be used, or ``None`` when it answers."""
+    try:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    except ImportError as e:
+        return f"its driver is not installed ({e})"
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
@@ -69,6 +75,22 @@ def postgresql_problem() -> str | None:
     return None
 
 
+def _from_dead_run(name: str) -> bool:
+    """Whether a ``kitsession_test_<pid>_...`` name belongs to a test run of this
+    machine that has ended without cleaning up (killed by a timeout, say).
+    """
+    parts = name.split("_")
+    if len(parts) < 4 or not parts[2].isdigit():
+        return False
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class SchemaFactory:
     """Makes PostgreSQL schemas private to this test run and drops them after."""
 
@@ -77,6 +99,12 @@ class SchemaFactory:
         self.run_id = f"{os.getpid()}_{secrets.token_hex(3)}"
         self.schemas: list[str] = []
         self.admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with self.admin.begin() as connection:
+            names = connection.execute(
+                sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'kitsession_test_%'")
+            ).scalars()
+            for name in [n for n in names if _from_dead_run(n)]:
+                connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
     def engine(self, **options: t.Any) -> sa.Engine:
         name = f"kitsession_test_{self.run_id}_{len(self.schemas)}"
@@ -100,12 +128,44 @@ class SchemaFactory:
         self.admin.dispose()
 
 
+class MariaDBDatabaseFactory:
+    """Makes MariaDB databases private to this test run and drops them after."""
+
+    def __init__(self, url: str) -> None:
+        self.url = sa.make_url(url)
+        self.run_id = f"{os.getpid()}_{secrets.token_hex(3)}"
+        self.databases: list[str] = []
+        self.admin = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        with self.admin.begin() as connection:
+            names = connection.execute(sa.text("SHOW DATABASES LIKE 'kitsession_test_%'")).scalars()
+            for name in [n for n in names if _from_dead_run(n)]:
+                connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+
+    def engine(self, **options: t.Any) -> sa.Engine:
+        name = f"kitsession_test_{self.run_id}_{len(self.databases)}"
+        with self.admin.begin() as connection:
+            connection.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        self.databases.append(name)
+        return create_store_engine(self.url.set(database=name), **options)
+
+    def url_for_last(self) -> str:
+        return self.url.set(database=self.databases[-1]).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.admin.begin() as connection:
+            for name in self.databases:
+                connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        self.admin.dispose()
+
+
 def make_engine(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
     """A new, empty database of ``kind`` (``sqlite`` or ``postgresql``)."""
     if kind == "sqlite":
         return create_store_engine(f"sqlite:///{tmp_path / 'kitsession.sqlite3'}")
-    schemas: SchemaFactory = request.getfixturevalue("pg_schemas")
-    return schemas.engine()
+    factory: SchemaFactory | MariaDBDatabaseFactory = request.getfixturevalue(
+        "pg_schemas" if kind == "postgresql" else "mariadb_databases"
+    )
+    return factory.engine()
 
 
 def upgrade(engine: sa.Engine, target: MigrationTarget | None = None) -> None:

@@ -59,8 +59,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_session_expires_at"), table_name="session")
-    op.drop_index(op.f("ix_session_user_id"), table_name="session")
+    # The indexes go with the table. (Dropping ix_session_user_id first fails
+    # on MySQL/MariaDB, where the foreign key needs it.)
     op.drop_table("session")
     if migration_target().owns_user_table:
         op.drop_table("user")
