@@ -7,6 +7,7 @@ import inspect
 import typing as t
 
 from flask import session as flask_session
+from flask.sessions import NullSession
 
 from .extension import get_state
 from .session import ServerSession
@@ -21,6 +22,11 @@ def current_server_session() -> ServerSession:
         kitsession's.
     """
     session = flask_session._get_current_object()  # type: ignore[attr-defined]
+    if isinstance(session, NullSession):
+        raise RuntimeError(
+            "The session is unavailable because the app has no SECRET_KEY. Set"
+            " app.config['SECRET_KEY'] (or KITSESSION_SIGN_COOKIE = False)."
+        )
     if not isinstance(session, ServerSession):
         raise RuntimeError(
             "The current session is not a kitsession session. Call"

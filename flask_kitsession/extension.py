@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import typing as t
 from dataclasses import dataclass
@@ -97,7 +98,8 @@ class KitSession:
                 " init_app() once per app (one KitSession can serve many apps)."
             )
         for key, value in DEFAULTS.items():
-            app.config.setdefault(key, value)
+            # A copy, so that no app changes the defaults of another.
+            app.config.setdefault(key, copy.copy(value))
         settings = Settings.from_config(app.config)
         store = self._store if self._store is not None else self._make_store(app)
         store.serializer.max_size = settings.max_data_size

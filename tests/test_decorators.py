@@ -199,3 +199,17 @@ def test_async_views(app: Flask, client: FlaskClient, backend: Backend) -> None:
     assert me(client)["email"] == "async@example.com"
     client.post("/async-logout")
     assert backend.rows() == []
+
+
+def test_decorators_say_when_the_secret_key_is_missing(backend: Backend) -> None:
+    app = Flask(__name__)
+    KitSession(app, store=backend.store)
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+
+    @app.post("/login")
+    @with_new_session
+    def login() -> str:
+        return "no"
+
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        app.test_client().post("/login")
