@@ -12,7 +12,28 @@ from . import tokens
 from .stores.base import SessionRecord
 from .stores.base import user_id_from_data
 
-_NOT_LOADED: t.Any = object()
+T = t.TypeVar("T")
+
+
+class _RecordField(t.Generic[T]):
+    """A read-only attribute of the session's stored record; ``None`` while the
+    session is new.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @t.overload
+    def __get__(self, session: None, owner: type) -> _RecordField[T]: ...
+
+    @t.overload
+    def __get__(self, session: ServerSession, owner: type) -> T | None: ...
+
+    def __get__(self, session: ServerSession | None, owner: type) -> T | _RecordField[T] | None:
+        if session is None:
+            return self
+        record = session.record
+        return None if record is None else t.cast(T, getattr(record, self.name))
 
 
 class ServerSession(CallbackDict[str, t.Any], SessionMixin):
@@ -134,40 +155,20 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         """Whether the session belongs to a user."""
         return self.user_id is not None
 
-    @property
-    def created_at(self) -> datetime | None:
-        """When the session was stored first."""
-        return self.record.created_at if self.record is not None else None
-
-    @property
-    def updated_at(self) -> datetime | None:
-        """When the session's data was written last."""
-        return self.record.updated_at if self.record is not None else None
-
-    @property
-    def last_seen_at(self) -> datetime | None:
-        """When a request last used the session (to within the touch interval)."""
-        return self.record.last_seen_at if self.record is not None else None
-
-    @property
-    def expires_at(self) -> datetime | None:
-        """When the session expires unless it is used again."""
-        return self.record.expires_at if self.record is not None else None
-
-    @property
-    def authenticated_at(self) -> datetime | None:
-        """When the session was last linked to a user (the login time)."""
-        return self.record.authenticated_at if self.record is not None else None
-
-    @property
-    def user_agent(self) -> str | None:
-        """The user agent of the request that created the session."""
-        return self.record.user_agent if self.record is not None else None
-
-    @property
-    def ip_address(self) -> str | None:
-        """The client address last seen with the session."""
-        return self.record.ip_address if self.record is not None else None
+    #: When the session was stored first.
+    created_at: _RecordField[datetime] = _RecordField()
+    #: When the session's data was written last.
+    updated_at: _RecordField[datetime] = _RecordField()
+    #: When a request last used the session (to within the touch interval).
+    last_seen_at: _RecordField[datetime] = _RecordField()
+    #: When the session expires unless it is used again.
+    expires_at: _RecordField[datetime] = _RecordField()
+    #: When the session was last linked to a user (the login time).
+    authenticated_at: _RecordField[datetime] = _RecordField()
+    #: The user agent of the request that created the session.
+    user_agent: _RecordField[str] = _RecordField()
+    #: The client address last seen with the session.
+    ip_address: _RecordField[str] = _RecordField()
 
     # -- life cycle -------------------------------------------------------------
 
