@@ -128,6 +128,20 @@ def sql_backend(request: pytest.FixtureRequest) -> t.Iterator[SQLBackend]:
     sql.reset()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fast_read_backend(request: pytest.FixtureRequest) -> t.Iterator[SQLBackend]:
+    """The SQL stores whose reads skip transactions entirely (pysqlite, psycopg).
+
+    MySQL drivers read on SQLAlchemy's ordinary path, which ends each read with
+    a ROLLBACK when the connection returns to the pool.
+    """
+    engine: sa.Engine = request.getfixturevalue(f"{request.param}_engine")
+    sql = SQLBackend(request.param, engine)
+    sql.reset()
+    yield sql
+    sql.reset()
+
+
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[sa.Engine]:
     """A new database with no tables at all, on each SQL backend."""

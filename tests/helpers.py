@@ -33,6 +33,7 @@ from flask_kitsession.migrate import MigrationTarget
 from flask_kitsession.models import session_table
 from flask_kitsession.models import user_table
 from flask_kitsession.stores.sql import create_store_engine
+from flask_kitsession.testing import QueryRecorder
 
 POSTGRESQL_URL = os.environ.get(
     "KITSESSION_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -106,13 +107,23 @@ class SchemaFactory:
             for name in [n for n in names if _from_dead_run(n)]:
                 connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
-    def engine(self, **options: t.Any) -> sa.Engine:
+    def engine(
+        self, *, connect_args_extra: dict[str, t.Any] | None = None, **options: t.Any
+    ) -> sa.Engine:
         name = f"kitsession_test_{self.run_id}_{len(self.schemas)}"
         with self.admin.begin() as connection:
             connection.execute(sa.text(f'CREATE SCHEMA "{name}"'))
         self.schemas.append(name)
+        # prepare_threshold=None: psycopg sends every statement's text, so
+        # QueryRecorder can name what each request ran.
         return create_store_engine(
-            self.url, connect_args={"options": f"-csearch_path={name}"}, **options
+            self.url,
+            connect_args={
+                "options": f"-csearch_path={name}",
+                "prepare_threshold": None,
+                **(connect_args_extra or {}),
+            },
+            **options,
         )
 
     def url_for_last(self) -> str:
@@ -198,8 +209,13 @@ class Backend:
         """Record what reaches the storage: "SELECT ...", "UPDATE ..." and so on."""
         raise NotImplementedError
 
+    def reads(self, operations: list[str]) -> list[str]:
+        """The operations that read."""
+        return [op for op in operations if op.upper().startswith("SELECT")]
+
     def writes(self, operations: list[str]) -> list[str]:
-        return [op for op in operations if not op.startswith("SELECT")]
+        """The operations that change data (transaction control aside)."""
+        return [op for op in operations if op.upper().startswith(("INSERT", "UPDATE", "DELETE"))]
 
     def reset(self) -> None:
         pass
@@ -305,24 +321,9 @@ class SQLBackend(Backend):
 
     @contextlib.contextmanager
     def operations(self) -> t.Iterator[list[str]]:
-        log: list[str] = []
-
-        def before(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
-            if self.name == "postgresql":
-                # A read-only request opens no transaction: psycopg sends no
-                # BEGIN on an autocommit connection.
-                if not conn.connection.dbapi_connection.autocommit:
-                    log.append("BEGIN")
-            log.append(" ".join(statement.split()))
-
-        sa.event.listen(self.engine, "before_cursor_execute", before)
-        try:
-            yield log
-        finally:
-            sa.event.remove(self.engine, "before_cursor_execute", before)
-
-    def writes(self, operations: list[str]) -> list[str]:
-        return [op for op in operations if not op.startswith("SELECT")]
+        """The statements the driver runs (``BEGIN`` and ``COMMIT`` included)."""
+        with QueryRecorder(self.engine) as recorder:
+            yield recorder.statements
 
     def reset(self) -> None:
         with self.engine.begin() as connection:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import typing as t
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from flask_kitsession.tokens import new_token
 from .helpers import add_views
 from .helpers import log_in
 from .helpers import me
+from .helpers import SchemaFactory
 from .helpers import SECRET_KEY
 from .helpers import session_cookie
 from .helpers import upgrade
@@ -275,3 +277,29 @@ def test_database_comes_back(empty_database: sa.Engine) -> None:
     upgrade(empty_database, MigrationTarget.for_user_model())
     assert client.post("/set", data={"a": "1"}).status_code == 200
     assert client.get("/get").json == {"a": "1"}
+
+
+def test_reads_survive_connections_killed_by_the_server(pg_schemas: SchemaFactory) -> None:
+    """A pooled connection that the server closed (a restart, an idle timeout
+    in a proxy) costs the visitor nothing: the read is repeated on a new one.
+    """
+    name = f"kitsession-kill-{uuid.uuid4().hex[:8]}"
+    engine = pg_schemas.engine(connect_args_extra={"application_name": name})
+    upgrade(engine)
+    app = make_app()
+    KitSession(app, engine=engine)
+    add_views(app)
+    client = app.test_client()
+    client.post("/set", data={"a": "1"})
+    assert client.get("/get").json == {"a": "1"}
+    with pg_schemas.admin.connect() as admin:
+        killed = admin.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = :name"
+            ),
+            {"name": name},
+        ).scalar()
+    assert killed and killed >= 1
+    assert client.get("/get").json == {"a": "1"}
+    engine.dispose()

@@ -19,6 +19,8 @@ from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
 from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
+from ._fastread import Disconnected
+from ._fastread import FastRead
 from .base import ALL_USERS
 from .base import SessionRecord
 from .base import SessionStore
@@ -143,6 +145,7 @@ class SQLAlchemyStore(SessionStore):
         super().__init__(serializer=serializer)
         self.engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
         if user_model is None:
             #: The metadata that holds :attr:`session_table` (and the default user table).
@@ -188,6 +191,9 @@ class SQLAlchemyStore(SessionStore):
         self._select = sa.select(*session_columns, *user_labels).select_from(joined)
         self._get = self._select.where(
             s.c.id == sa.bindparam("id"), s.c.expires_at > sa.bindparam("now")
+        )
+        self._fast_get = (
+            FastRead(self.engine, self._get) if FastRead.supports(self.engine) else None
         )
         self._load_user = sa.select(*self.user_columns).where(
             self.user_key == sa.bindparam("user_id")
@@ -239,15 +245,20 @@ class SQLAlchemyStore(SessionStore):
         except sa_exc.DBAPIError as e:
             if e.connection_invalidated:
                 logger.warning("Lost the connection to the session database: %s", e.orig)
-            hint = ""
-            text = str(e.orig).lower()
-            if "no such table" in text or "does not exist" in text or "doesn't exist" in text:
-                hint = " Create the tables with `flask kitsession db upgrade`."
-            raise StoreUnavailableError(
-                f"Cannot {action}: the session database failed: {e.orig}.{hint}"
-            ) from e
+            raise self._unavailable(action, e.orig or e) from e
+        except (Disconnected, self._dbapi_error) as e:
+            raise self._unavailable(action, e) from e
 
-    def _row_to_record(self, row: sa.Row[t.Any]) -> SessionRecord:
+    def _unavailable(self, action: str, error: BaseException) -> StoreUnavailableError:
+        hint = ""
+        text = str(error).lower()
+        if "no such table" in text or "does not exist" in text or "doesn't exist" in text:
+            hint = " Create the tables with `flask kitsession db upgrade`."
+        return StoreUnavailableError(
+            f"Cannot {action}: the session database failed: {error}.{hint}"
+        )
+
+    def _row_to_record(self, row: t.Sequence[t.Any]) -> SessionRecord:
         n = len(_SESSION_FIELDS)
         values = tuple(row)
         user_values = values[n:]
@@ -284,8 +295,19 @@ class SQLAlchemyStore(SessionStore):
     # -- the contract ---------------------------------------------------------
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:
-        with self._errors("load the session"), self._autocommit.connect() as conn:
-            row = conn.execute(self._get, {"id": session_id, "now": now}).first()
+        row: t.Sequence[t.Any] | None
+        with self._errors("load the session"):
+            if self._fast_get is None:
+                with self._autocommit.connect() as conn:
+                    row = conn.execute(self._get, {"id": session_id, "now": now}).first()
+            else:
+                try:
+                    row = self._fast_get.first({"id": session_id, "now": now})
+                except Disconnected:
+                    # A pooled connection broke (the database restarted, say):
+                    # a read is safe to repeat, on a new connection.
+                    logger.warning("Lost a connection to the session database; retrying.")
+                    row = self._fast_get.first({"id": session_id, "now": now})
         return None if row is None else self._row_to_record(row)
 
     def load_user(self, user_id: t.Any) -> t.Any:
