@@ -34,9 +34,8 @@ class QueryRecorder:
     - PostgreSQL (psycopg 3): libpq's protocol trace. Every ``Query`` or
       ``Sync`` message the client sends waits for the server's answer: each is
       one round trip. Statements come from ``Query``, ``Parse`` and ``Bind``
-      messages. psycopg prepares a statement after a few runs on a connection;
-      its text is known if the recorder saw the ``Parse``, so record from the
-      engine's first use, or connect with ``prepare_threshold=None``.
+      messages; statements that psycopg prepared before the recorder watched
+      the connection are named by asking the server afterwards (not counted).
     - Other drivers: SQLAlchemy's ``before_cursor_execute`` events plus its
       ``commit``/``rollback`` events (what the driver sends for those is up to
       the driver).
@@ -133,26 +132,25 @@ class QueryRecorder:
             except Exception:
                 pass  # a broken connection has nothing left to trace
         trace.seek(0)
-        prepared = record.info.setdefault(_PREPARED_KEY, {})
-        self._read_trace(trace.read().decode("utf-8", "replace"), prepared)
+        text = trace.read().decode("utf-8", "replace")
         trace.close()
-
-    def _read_trace(self, text: str, prepared: dict[str, str]) -> None:
-        for line in _trace_messages(text):
-            fields = line.split("\t")
-            if len(fields) < 3 or fields[0] != "F":
-                continue
-            message, rest = fields[2], "\t".join(fields[3:]).strip()
-            if message == "Query":
-                self._add(_unquote(rest), round_trips=1)
-            elif message == "Sync":
+        prepared: dict[str, str] = record.info.setdefault(_PREPARED_KEY, {})
+        events = list(_client_messages(text))
+        unknown = {
+            name for kind, name in events if kind == "Bind" and name and name not in prepared
+        } - {name for kind, name in events if kind == "Parse-name"}
+        if unknown and dbapi_connection is not None:
+            prepared.update(_server_prepared_statements(dbapi_connection))
+        for kind, value in events:
+            if kind == "Query":
+                self._add(value, round_trips=1)
+            elif kind == "Sync":
                 self._add("", round_trips=1)
-            elif message == "Parse":
-                name, statement = _parse_message(rest)
+            elif kind == "Parse":
+                name, statement = _parse_message(value)
                 prepared[name] = statement
-            elif message == "Bind":
-                name = _bind_message(rest)
-                self._add(prepared.get(name, f"<prepared statement {name}>"))
+            elif kind == "Bind":
+                self._add(prepared.get(value, f"<prepared statement {value}>"))
 
     # -- other drivers ----------------------------------------------------------
 
@@ -164,6 +162,42 @@ class QueryRecorder:
             self._add(name)
 
         return record
+
+
+def _client_messages(text: str) -> t.Iterator[tuple[str, str]]:
+    """The messages the client sent, as (kind, detail) pairs."""
+    for line in _trace_messages(text):
+        fields = line.split("\t")
+        if len(fields) < 3 or fields[0] != "F":
+            continue
+        message, rest = fields[2], "\t".join(fields[3:]).strip()
+        if message == "Query":
+            yield "Query", _unquote(rest)
+        elif message == "Sync":
+            yield "Sync", ""
+        elif message == "Parse":
+            yield "Parse-name", _parse_message(rest)[0]
+            yield "Parse", rest
+        elif message == "Bind":
+            yield "Bind", _bind_message(rest)
+
+
+def _server_prepared_statements(connection: t.Any) -> dict[str, str]:
+    """Ask the server for the statements prepared on ``connection`` (made before
+    the recorder watched it). Runs outside any transaction, and is not counted.
+    """
+    from psycopg import pq
+
+    if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+        return {}
+    autocommit = connection.autocommit
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name, statement FROM pg_prepared_statements")
+            return {name: statement for name, statement in cursor.fetchall()}
+    finally:
+        connection.autocommit = autocommit
 
 
 def _trace_messages(text: str) -> t.Iterator[str]:

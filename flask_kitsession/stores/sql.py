@@ -11,7 +11,6 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 
 from .. import models
@@ -19,8 +18,8 @@ from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
 from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
-from ._fastread import Disconnected
-from ._fastread import FastRead
+from ._fastpath import Disconnected
+from ._fastpath import FastStatement
 from .base import ALL_USERS
 from .base import SessionRecord
 from .base import SessionStore
@@ -145,7 +144,7 @@ class SQLAlchemyStore(SessionStore):
         super().__init__(serializer=serializer)
         self.engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._dbapi: t.Any = engine.dialect.loaded_dbapi
 
         if user_model is None:
             #: The metadata that holds :attr:`session_table` (and the default user table).
@@ -185,45 +184,65 @@ class SQLAlchemyStore(SessionStore):
 
     def _compile_statements(self) -> None:
         s = self.session_table
+        bind = sa.bindparam
         user_labels = [c.label(f"user__{c.name}") for c in self.user_columns]
         session_columns = [s.c[name] for name in _SESSION_FIELDS]
         joined = s.outerjoin(self.user_table, self.user_key == s.c.user_id)
         self._select = sa.select(*session_columns, *user_labels).select_from(joined)
-        self._get = self._select.where(
-            s.c.id == sa.bindparam("id"), s.c.expires_at > sa.bindparam("now")
-        )
-        self._fast_get = (
-            FastRead(self.engine, self._get) if FastRead.supports(self.engine) else None
-        )
-        self._load_user = sa.select(*self.user_columns).where(
-            self.user_key == sa.bindparam("user_id")
-        )
-        self._insert = sa.insert(s)
-        self._update = (
-            sa.update(s)
-            .where(s.c.id == sa.bindparam("current_id"))
-            .values(
-                id=sa.bindparam("v_id"),
-                data=sa.bindparam("v_data"),
-                user_id=sa.bindparam("v_user_id"),
-                updated_at=sa.bindparam("v_updated_at"),
-                last_seen_at=sa.bindparam("v_last_seen_at"),
-                expires_at=sa.bindparam("v_expires_at"),
-                authenticated_at=sa.bindparam("v_authenticated_at"),
-                ip_address=sa.bindparam("v_ip_address"),
-            )
-        )
-        touch = sa.update(s).where(s.c.id == sa.bindparam("current_id"))
-        self._touch = touch.values(
-            last_seen_at=sa.bindparam("v_last_seen_at"),
-            expires_at=sa.bindparam("v_expires_at"),
-        )
-        self._touch_ip = touch.values(
-            last_seen_at=sa.bindparam("v_last_seen_at"),
-            expires_at=sa.bindparam("v_expires_at"),
-            ip_address=sa.bindparam("v_ip_address"),
-        )
-        self._delete = sa.delete(s).where(s.c.id == sa.bindparam("id"))
+        by_id = s.c.id == bind("current_id")
+        changes: dict[str, t.Any] = {
+            "data": bind("v_data"),
+            "user_id": bind("v_user_id"),
+            "updated_at": bind("v_updated_at"),
+            "last_seen_at": bind("v_last_seen_at"),
+            "expires_at": bind("v_expires_at"),
+            "authenticated_at": bind("v_authenticated_at"),
+            "ip_address": bind("v_ip_address"),
+        }
+        touch: dict[str, t.Any] = {
+            "last_seen_at": bind("v_last_seen_at"),
+            "expires_at": bind("v_expires_at"),
+        }
+        by_user = s.c.user_id == bind("user_id")
+        statements: dict[str, t.Any] = {
+            "get": self._select.where(s.c.id == bind("id"), s.c.expires_at > bind("now")),
+            "load_user": sa.select(*self.user_columns).where(self.user_key == bind("user_id")),
+            "insert": sa.insert(s),
+            "update": sa.update(s).where(by_id).values(**changes),
+            "update_renaming": sa.update(s).where(by_id).values(id=bind("v_id"), **changes),
+            "touch": sa.update(s).where(by_id).values(**touch),
+            "touch_ip": sa.update(s).where(by_id).values(**touch, ip_address=bind("v_ip_address")),
+            "delete": sa.delete(s).where(s.c.id == bind("id")),
+            "delete_for_user": sa.delete(s).where(by_user),
+            "delete_for_user_keeping": sa.delete(s).where(by_user, s.c.id != bind("keep")),
+        }
+        fast = FastStatement.supports(self.engine)
+        self._statements = {
+            name: (statement, FastStatement(self.engine, statement) if fast else None)
+            for name, statement in statements.items()
+        }
+
+    def _first(self, name: str, values: dict[str, t.Any]) -> t.Sequence[t.Any] | None:
+        """Run the SELECT ``name`` and return its first row, or ``None``."""
+        statement, fast = self._statements[name]
+        if fast is None:
+            with self._autocommit.connect() as connection:
+                return connection.execute(statement, values).first()
+        try:
+            return fast.first(values)
+        except Disconnected:
+            # A pooled connection broke (the database restarted, say): a read
+            # is safe to repeat, on a new connection.
+            logger.warning("Lost a connection to the session database; reading again.")
+            return fast.first(values)
+
+    def _write(self, name: str, values: dict[str, t.Any]) -> int:
+        """Run the write ``name`` as a statement of its own; return its row count."""
+        statement, fast = self._statements[name]
+        if fast is None:
+            with self._autocommit.connect() as connection:
+                return connection.execute(statement, values).rowcount
+        return fast.rowcount(values)
 
     # -- helpers ------------------------------------------------------------
 
@@ -232,31 +251,28 @@ class SQLAlchemyStore(SessionStore):
         """Turn database errors into kitsession's own exceptions."""
         try:
             yield
-        except sa_exc.IntegrityError as e:
-            text = str(e.orig).lower()
-            if "foreign key" in text:
-                raise UnknownUserError(
-                    f"Cannot {action}: the session names a user that does not exist"
-                    f" in table {self.user_table.name!r}."
-                ) from e
-            if "unique" in text or "duplicate" in text:
-                raise SessionExistsError(f"Cannot {action}: the session id exists already.") from e
-            raise
-        except sa_exc.DBAPIError as e:
-            if e.connection_invalidated:
-                logger.warning("Lost the connection to the session database: %s", e.orig)
-            raise self._unavailable(action, e.orig or e) from e
-        except (Disconnected, self._dbapi_error) as e:
-            raise self._unavailable(action, e) from e
-
-    def _unavailable(self, action: str, error: BaseException) -> StoreUnavailableError:
-        hint = ""
-        text = str(error).lower()
-        if "no such table" in text or "does not exist" in text or "doesn't exist" in text:
-            hint = " Create the tables with `flask kitsession db upgrade`."
-        return StoreUnavailableError(
-            f"Cannot {action}: the session database failed: {error}.{hint}"
-        )
+        except (sa_exc.DBAPIError, Disconnected, self._dbapi.Error) as e:
+            error = e.orig if isinstance(e, sa_exc.DBAPIError) and e.orig is not None else e
+            if isinstance(error, self._dbapi.IntegrityError):
+                text = str(error).lower()
+                if "foreign key" in text:
+                    raise UnknownUserError(
+                        f"Cannot {action}: the session names a user that does not exist"
+                        f" in table {self.user_table.name!r}."
+                    ) from e
+                if "unique" in text or "duplicate" in text:
+                    raise SessionExistsError(
+                        f"Cannot {action}: the session id exists already."
+                    ) from e
+            if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+                logger.warning("Lost the connection to the session database: %s", error)
+            hint = ""
+            text = str(error).lower()
+            if "no such table" in text or "does not exist" in text or "doesn't exist" in text:
+                hint = " Create the tables with `flask kitsession db upgrade`."
+            raise StoreUnavailableError(
+                f"Cannot {action}: the session database failed: {error}.{hint}"
+            ) from e
 
     def _row_to_record(self, row: t.Sequence[t.Any]) -> SessionRecord:
         n = len(_SESSION_FIELDS)
@@ -279,10 +295,9 @@ class SQLAlchemyStore(SessionStore):
             user=user,
         )
 
-    def _values(self, record: SessionRecord) -> dict[str, t.Any]:
+    def _changes(self, record: SessionRecord) -> dict[str, t.Any]:
         value, _ = self.serializer.dump(record.data)
         return {
-            "v_id": record.id,
             "v_data": value,
             "v_user_id": self.coerce_user_id(record.user_id),
             "v_updated_at": record.updated_at,
@@ -295,27 +310,15 @@ class SQLAlchemyStore(SessionStore):
     # -- the contract ---------------------------------------------------------
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:
-        row: t.Sequence[t.Any] | None
         with self._errors("load the session"):
-            if self._fast_get is None:
-                with self._autocommit.connect() as conn:
-                    row = conn.execute(self._get, {"id": session_id, "now": now}).first()
-            else:
-                try:
-                    row = self._fast_get.first({"id": session_id, "now": now})
-                except Disconnected:
-                    # A pooled connection broke (the database restarted, say):
-                    # a read is safe to repeat, on a new connection.
-                    logger.warning("Lost a connection to the session database; retrying.")
-                    row = self._fast_get.first({"id": session_id, "now": now})
+            row = self._first("get", {"id": session_id, "now": now})
         return None if row is None else self._row_to_record(row)
 
     def load_user(self, user_id: t.Any) -> t.Any:
         if user_id is None:
             return None
-        user_id = self.coerce_user_id(user_id)
-        with self._errors("load the user"), self._autocommit.connect() as conn:
-            row = conn.execute(self._load_user, {"user_id": user_id}).first()
+        with self._errors("load the user"):
+            row = self._first("load_user", {"user_id": self.coerce_user_id(user_id)})
         return None if row is None else self.user_class(*row)
 
     def create(self, record: SessionRecord, *, replaces: str | None = None) -> None:
@@ -334,19 +337,22 @@ class SQLAlchemyStore(SessionStore):
         }
         with self._errors("store the session"):
             if replaces is None:
-                with self._autocommit.connect() as conn:
-                    conn.execute(self._insert, row)
-            else:
-                with self.engine.begin() as conn:
-                    conn.execute(self._delete, {"id": replaces})
-                    conn.execute(self._insert, row)
+                self._write("insert", row)
+                return
+            # A login replacing the visitor's session: both rows change together.
+            with self.engine.begin() as connection:
+                connection.execute(self._statements["delete"][0], {"id": replaces})
+                connection.execute(self._statements["insert"][0], row)
 
     def update(self, record: SessionRecord, *, previous_id: str | None = None) -> bool:
-        params = self._values(record)
-        params["current_id"] = previous_id if previous_id is not None else record.id
-        with self._errors("save the session"), self._autocommit.connect() as conn:
-            result = conn.execute(self._update, params)
-        return result.rowcount > 0
+        values = self._changes(record)
+        values["current_id"] = record.id if previous_id is None else previous_id
+        name = "update"
+        if previous_id is not None and previous_id != record.id:
+            values["v_id"] = record.id
+            name = "update_renaming"
+        with self._errors("save the session"):
+            return self._write(name, values) > 0
 
     def touch(
         self,
@@ -356,32 +362,30 @@ class SQLAlchemyStore(SessionStore):
         expires_at: datetime,
         ip_address: str | None = None,
     ) -> bool:
-        params = {
+        values = {
             "current_id": session_id,
             "v_last_seen_at": last_seen_at,
             "v_expires_at": expires_at,
         }
-        statement = self._touch
+        name = "touch"
         if ip_address is not None:
-            params["v_ip_address"] = ip_address
-            statement = self._touch_ip
-        with self._errors("touch the session"), self._autocommit.connect() as conn:
-            result = conn.execute(statement, params)
-        return result.rowcount > 0
+            values["v_ip_address"] = ip_address
+            name = "touch_ip"
+        with self._errors("touch the session"):
+            return self._write(name, values) > 0
 
     def delete(self, session_id: str) -> bool:
-        with self._errors("delete the session"), self._autocommit.connect() as conn:
-            result = conn.execute(self._delete, {"id": session_id})
-        return result.rowcount > 0
+        with self._errors("delete the session"):
+            return self._write("delete", {"id": session_id}) > 0
 
     def delete_all_for_user(self, user_id: t.Any, *, keep: str | None = None) -> int:
-        s = self.session_table
-        statement = sa.delete(s).where(s.c.user_id == self.coerce_user_id(user_id))
+        values = {"user_id": self.coerce_user_id(user_id)}
+        name = "delete_for_user"
         if keep is not None:
-            statement = statement.where(s.c.id != keep)
-        with self._errors("delete the user's sessions"), self._autocommit.connect() as conn:
-            result = conn.execute(statement)
-        return result.rowcount
+            values["keep"] = keep
+            name = "delete_for_user_keeping"
+        with self._errors("delete the user's sessions"):
+            return self._write(name, values)
 
     def iterate(
         self,
@@ -433,7 +437,3 @@ class SQLAlchemyStore(SessionStore):
 
     def close(self) -> None:
         self.engine.dispose()
-
-    def connect(self) -> Connection:
-        """Return a new connection of the store's engine (for migrations)."""
-        return self.engine.connect()
