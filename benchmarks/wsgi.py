@@ -44,7 +44,7 @@ class Client:
                 method=method,
                 data=body_text if method != "GET" else None,
                 content_type="application/x-www-form-urlencoded" if method != "GET" else None,
-                headers={"User-Agent": "kitsession-benchmark/1.0"},
+                headers=[("User-Agent", "kitsession-benchmark/1.0")],
             )
             environ = builder.get_environ()
             builder.close()

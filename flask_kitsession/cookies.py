@@ -63,10 +63,19 @@ class CookieSigner:
         cached = self._cache
         if cached is not None and cached[0] == keys:
             return cached[1]
-        signer = Signer(
+        # Derive each signing key once, here, rather than on every request:
+        # a signer given the derived keys with key_derivation="none" makes and
+        # checks exactly the signatures the original derivation would.
+        deriving = Signer(
             list(keys),
             salt=self.salt,
             key_derivation=self.key_derivation,
+            digest_method=self.digest_method,
+        )
+        signer = Signer(
+            [deriving.derive_key(key) for key in deriving.secret_keys],
+            salt=self.salt,
+            key_derivation="none",
             digest_method=self.digest_method,
         )
         self._cache = (keys, signer)

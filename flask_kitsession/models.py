@@ -29,9 +29,11 @@ from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import relationship
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.types import TypeEngine
 
@@ -57,6 +59,38 @@ IP_ADDRESS_LENGTH = 45
 def utc_now() -> datetime:
     """Return the current time as an aware UTC datetime."""
     return datetime.now(timezone.utc)
+
+
+class database_now(FunctionElement[datetime]):
+    """The database server's current UTC time, comparable with :class:`UTCDateTime`
+    columns on every database: one clock for every app server that asks.
+    """
+
+    type = DateTime(timezone=True)
+    inherit_cache = True
+    name = "database_now"
+
+
+@compiles(database_now)
+def _now_default(element: database_now, compiler: t.Any, **kw: t.Any) -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(database_now, "postgresql")
+def _now_postgresql(element: database_now, compiler: t.Any, **kw: t.Any) -> str:
+    return "statement_timestamp()"
+
+
+@compiles(database_now, "sqlite")
+def _now_sqlite(element: database_now, compiler: t.Any, **kw: t.Any) -> str:
+    # The text form UTCDateTime stores on SQLite, to the millisecond.
+    return "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+
+
+@compiles(database_now, "mysql")
+@compiles(database_now, "mariadb")
+def _now_mysql(element: database_now, compiler: t.Any, **kw: t.Any) -> str:
+    return "UTC_TIMESTAMP(6)"
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -200,6 +200,18 @@ def test_purge_expired(backend: Backend) -> None:
     assert backend.store.purge_expired(NOW) == 0
 
 
+def test_purge_expired_on_the_stores_own_clock(backend: Backend) -> None:
+    real_now = datetime.now(timezone.utc)
+    live = make_record()
+    live.expires_at = real_now + timedelta(minutes=5)
+    dead = make_record()
+    dead.expires_at = real_now - timedelta(seconds=5)
+    for record in (live, dead):
+        backend.store.create(record)
+    assert backend.store.purge_expired(batch_size=10) == 1
+    assert {r.id for r in backend.store.iterate()} == {live.id}
+
+
 def test_unknown_user_is_refused(sql_backend: SQLBackend) -> None:
     # The memory store keeps no user table to check against; SQL stores do.
     record = make_record(987654)

@@ -207,10 +207,13 @@ class SessionStore:
         """
         raise NotImplementedError("subclasses of SessionStore must provide iterate()")
 
-    def purge_expired(self, now: datetime, *, batch_size: int = 1000) -> int:
+    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
         """Delete sessions that expired before ``now``, ``batch_size`` at a
         time, so no single deletion holds locks for long.
 
+        :param now: The time to compare with; ``None`` for the store's own
+            clock (the database server's, for SQL stores: one clock for every
+            app server that runs a cleanup).
         :return: How many sessions were deleted.
         """
         raise NotImplementedError("subclasses of SessionStore must provide purge_expired()")

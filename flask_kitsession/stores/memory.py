@@ -8,6 +8,7 @@ import typing as t
 from datetime import datetime
 
 from ..exceptions import SessionExistsError
+from ..models import utc_now
 from ..serialization import SessionSerializer
 from .base import ALL_USERS
 from .base import SessionRecord
@@ -167,7 +168,9 @@ class MemoryStore(SessionStore):
                 return
             after = ids[-1]
 
-    def purge_expired(self, now: datetime, *, batch_size: int = 1000) -> int:
+    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
+        if now is None:
+            now = utc_now()
         deleted = 0
         while True:
             with self._lock:

@@ -413,14 +413,15 @@ class SQLAlchemyStore(SessionStore):
                 return
             after = rows[-1][0]
 
-    def purge_expired(self, now: datetime, *, batch_size: int = 1000) -> int:
+    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
         s = self.session_table
+        cutoff = models.database_now() if now is None else now
         # The inner SELECT is wrapped in a derived table for MySQL/MariaDB, which
         # refuse LIMIT in an IN subquery on the table being deleted from.
         # SKIP LOCKED lets two servers clean up at once without waiting.
         expired = (
             sa.select(s.c.id)
-            .where(s.c.expires_at <= now)
+            .where(s.c.expires_at <= cutoff)
             .order_by(s.c.expires_at)
             .limit(batch_size)
             .with_for_update(skip_locked=True)

@@ -1,0 +1,76 @@
+"""The benchmark harnesses run (smoke mode), so they cannot rot.
+
+Only that they work and count right is checked here: speed is measured by
+``python -m benchmarks`` itself, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import IN_CI
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_module(*args: str, timeout: int = 300) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_benchmark_table(postgresql_server: str) -> None:
+    table = run_module("benchmarks", "--smoke")
+    for stack in ("floor", "kitsession", "Flask-Session + Flask-Login", "cookie session"):
+        assert stack in table
+    # The counts come from the driver; they are exact, so they are checked.
+    for database in ("sqlite", "postgresql"):
+        [line] = [
+            row
+            for row in table.splitlines()
+            if row.startswith(f"| {database} | authenticated read | kitsession")
+        ]
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        statements, writes = cells[-3], cells[-2]
+        assert (statements, writes) == ("1.0", "0.0"), line
+    assert "1 / 1 / 0 ✅ | 1 / 1 / 0 ✅" in table
+
+
+def test_scale_benchmark(postgresql_server: str) -> None:
+    table = run_module("benchmarks.scale", "--smoke")
+    cleanup_rows = [
+        row
+        for row in table.splitlines()
+        if row.startswith(("| sqlite | 1,000 | 1,000", "| postgresql | 1,000 | 1,000"))
+    ]
+    assert len(cleanup_rows) == 2, table
+    assert all(row.rstrip(" |").endswith("| 0") for row in cleanup_rows), table
+
+
+def test_memory_benchmark(postgresql_server: str) -> None:
+    table = run_module("benchmarks.memory", "--smoke")
+    assert table.count("| 2,000 |") == 2, table
+
+
+def test_http_benchmark(postgresql_server: str) -> None:
+    if shutil.which("wrk") is None:
+        if IN_CI:
+            pytest.fail("wrk is missing: .ci/run installs it (apt-get install wrk)")
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    table = run_module("benchmarks.http", "--seconds", "1", "--connections", "2")
+    rows = [row for row in table.splitlines() if row.startswith("| postgresql |")]
+    assert len(rows) == 4, table
+    assert all(row.endswith("| 0 | 0 |") for row in rows), table
