@@ -92,6 +92,7 @@ class KitSessionInterface(SessionInterface):
             token=token,
             user_id_from=self.store.user_id_from,
             load_user=self.store.load_user,
+            attach_user=self.store.attach_user,
         )
 
     def open_session(self, app: Flask, request: Request) -> ServerSession | None:

@@ -55,6 +55,8 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
     :param user_id_from: Reads the user id from the data (the store's rule).
     :param load_user: Loads a user by id, for :attr:`user` when the session
         is linked to a user that was not loaded with it.
+    :param attach_user: Prepares the user the first time :attr:`user` is
+        read (attaches it to the app's ORM session).
 
     .. versionadded:: 0.1
     """
@@ -67,6 +69,7 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         token: str | None = None,
         user_id_from: t.Callable[[t.Mapping[str, t.Any]], t.Any] | None = None,
         load_user: t.Callable[[t.Any], t.Any] | None = None,
+        attach_user: t.Callable[[t.Any], t.Any] | None = None,
     ) -> None:
         def on_update(self: ServerSession) -> None:
             self.modified = True
@@ -82,6 +85,8 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         self._id = record.id if record is not None else None
         self._user_id_from = user_id_from
         self._load_user = load_user
+        self._attach_user = attach_user
+        self._user_attached = False
         if record is not None:
             self._user: t.Any = record.user
             self._user_loaded_for: t.Any = record.user_id
@@ -148,6 +153,11 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
                 self._load_user(user_id) if self._load_user and user_id is not None else None
             )
             self._user_loaded_for = user_id
+            self._user_attached = False
+        if not self._user_attached:
+            self._user_attached = True
+            if self._attach_user is not None and self._user is not None:
+                self._user = self._attach_user(self._user)
         return self._user
 
     @property
@@ -202,6 +212,7 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         self.modified = False
         self._user = None
         self._user_loaded_for = None
+        self._user_attached = False
 
     def _undo_start_over(self) -> None:
         """Go back to the session :meth:`_start_over` replaced."""
@@ -216,6 +227,7 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         self._replaces = None
         self._user = record.user if record is not None else None
         self._user_loaded_for = record.user_id if record is not None else None
+        self._user_attached = False
 
     def __repr__(self) -> str:
         state = "new" if self.new else self.id[:8] + "…"

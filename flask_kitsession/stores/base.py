@@ -136,6 +136,13 @@ class SessionStore:
         """
         return None
 
+    def attach_user(self, user: t.Any) -> t.Any:
+        """Prepare a loaded user for use in a request (attach it to the app's
+        ORM session, say). Called once per request, the first time
+        ``session.user`` is read. The base class returns it as it is.
+        """
+        return user
+
     # -- the storage contract -----------------------------------------------
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:

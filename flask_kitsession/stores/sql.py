@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import typing as t
@@ -18,6 +17,7 @@ from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
 from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
+from ..users import UserFactory
 from ._fastpath import Disconnected
 from ._fastpath import FastStatement
 from .base import ALL_USERS
@@ -128,6 +128,8 @@ class SQLAlchemyStore(SessionStore):
         string naming it). ``None`` uses kitsession's own ``user`` table.
     :param user_fields: Names of the user columns loaded with each session.
         By default every column whose name does not contain ``password``.
+    :param orm_session: Returns the ORM session that users of a mapped
+        ``user_model`` are attached to (see :mod:`flask_kitsession.users`).
     :param serializer: See :class:`SessionStore`.
 
     .. versionadded:: 0.1
@@ -139,6 +141,7 @@ class SQLAlchemyStore(SessionStore):
         *,
         user_model: t.Any = None,
         user_fields: t.Sequence[str] | None = None,
+        orm_session: t.Callable[[], t.Any] | None = None,
         serializer: SessionSerializer | None = None,
     ) -> None:
         super().__init__(serializer=serializer)
@@ -160,9 +163,9 @@ class SQLAlchemyStore(SessionStore):
             self.owns_user_table = False
         self.user_table: sa.Table = self.user_key.table
         self.user_columns = self._user_columns(user_fields)
-        #: The class of ``session.user``: a read-only named tuple of the user fields.
-        self.user_class: type[t.Any] = collections.namedtuple(  # type: ignore[misc]
-            "SessionUser", [c.name for c in self.user_columns], rename=True
+        #: Builds ``session.user`` from the loaded user columns.
+        self.users = UserFactory(
+            user_model, self.user_columns, self.user_key, orm_session=orm_session
         )
         try:
             self.user_id_type = self.user_key.type.python_type
@@ -280,7 +283,7 @@ class SQLAlchemyStore(SessionStore):
         user_values = values[n:]
         user = None
         if values[2] is not None and any(v is not None for v in user_values):
-            user = self.user_class(*user_values)
+            user = self.users.build(user_values)
         return SessionRecord(
             id=values[0],
             data=self.serializer.load(values[1]),
@@ -319,7 +322,10 @@ class SQLAlchemyStore(SessionStore):
             return None
         with self._errors("load the user"):
             row = self._first("load_user", {"user_id": self.coerce_user_id(user_id)})
-        return None if row is None else self.user_class(*row)
+        return None if row is None else self.users.build(row)
+
+    def attach_user(self, user: t.Any) -> t.Any:
+        return self.users.attach(user)
 
     def create(self, record: SessionRecord, *, replaces: str | None = None) -> None:
         value, _ = self.serializer.dump(record.data)
