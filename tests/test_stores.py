@@ -182,7 +182,10 @@ def test_iterate(backend: Backend) -> None:
     for record in [*adas, *others, expired]:
         backend.store.create(record)
     everything = {r.id for r in backend.store.iterate(batch_size=2)}
-    assert everything == {r.id for r in [*adas, *others, expired]}
+    # A store that expires sessions by itself (Redis) keeps none that is
+    # expired when written; the others keep it until purge_expired().
+    stored = [*adas, *others, expired] if backend.store.needs_purge else [*adas, *others]
+    assert everything == {r.id for r in stored}
     live = {r.id for r in backend.store.iterate(now=NOW, batch_size=3)}
     assert live == everything - {expired.id}
     assert {r.id for r in backend.store.iterate(user_id=ada, batch_size=2)} == {r.id for r in adas}
@@ -195,7 +198,8 @@ def test_purge_expired(backend: Backend) -> None:
     dead = [make_record(expires_in=-10 - n) for n in range(7)]
     for record in [*live, *dead]:
         backend.store.create(record)
-    assert backend.store.purge_expired(NOW, batch_size=3) == 7
+    purged = backend.store.purge_expired(NOW, batch_size=3)
+    assert purged == (7 if backend.store.needs_purge else 0)
     assert {r.id for r in backend.store.iterate()} == {r.id for r in live}
     assert backend.store.purge_expired(NOW) == 0
 
