@@ -144,6 +144,14 @@ def backend(request: pytest.FixtureRequest) -> t.Iterator[Backend]:
     sql.reset()
 
 
+@pytest.fixture
+def redis_backend(redis_keyspace: RedisKeyspace) -> t.Iterator[RedisBackend]:
+    """The Redis store only, for what is about Redis itself."""
+    backend = RedisBackend(redis_keyspace)
+    yield backend
+    backend.reset()
+
+
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def sql_backend(request: pytest.FixtureRequest) -> t.Iterator[SQLBackend]:
     """The SQL stores only, for what is about SQL itself."""

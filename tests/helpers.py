@@ -36,6 +36,7 @@ from flask_kitsession.models import session_table
 from flask_kitsession.models import user_table
 from flask_kitsession.stores.base import SessionRecord
 from flask_kitsession.stores.redis import _FIELDS as REDIS_FIELDS
+from flask_kitsession.stores.redis import _glob_escape as glob_escape
 from flask_kitsession.stores.sql import create_store_engine
 
 POSTGRESQL_URL = os.environ.get(
@@ -197,7 +198,7 @@ class RedisKeyspace:
         return f"{self.run_prefix}:{self.count}:"
 
     def keys(self, prefix: str) -> list[str]:
-        pattern = prefix.replace("[", "\\[").replace("]", "\\]") + "*"
+        pattern = glob_escape(prefix) + "*"
         return list(self.admin.scan_iter(match=pattern, count=1000))
 
     def delete(self, prefix: str) -> None:

@@ -375,7 +375,8 @@ class RedisStore(SessionStore):
         try:
             yield
         except self._redis_error as e:
-            raise StoreUnavailableError(f"Cannot {action}: Redis failed: {e}.") from e
+            reason = str(e).rstrip(".")
+            raise StoreUnavailableError(f"Cannot {action}: Redis failed: {reason}.") from e
 
     # -- the contract ---------------------------------------------------------
 
