@@ -14,6 +14,7 @@ import uuid
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from pathlib import Path
 
 import pytest
 import redis
@@ -25,16 +26,22 @@ from flask_kitsession import KitSession
 from flask_kitsession import RedisStore
 from flask_kitsession import SessionRecord
 from flask_kitsession import StoreUnavailableError
+from flask_kitsession.models import session_table
+from flask_kitsession.models import user_table
 from flask_kitsession.stores.redis import _DELETE_ALL_FOR_USER
+from flask_kitsession.stores.sql import create_store_engine
 from flask_kitsession.tokens import new_token
 from flask_kitsession.tokens import session_id_for
 
 from .helpers import add_views
 from .helpers import Clock
+from .helpers import log_in
+from .helpers import me
 from .helpers import RedisBackend
 from .helpers import RedisKeyspace
 from .helpers import SECRET_KEY
 from .helpers import SQLBackend
+from .helpers import upgrade
 from .test_stores import make_record
 from .test_stores import NOW
 
@@ -343,6 +350,41 @@ def test_a_session_moves_between_sql_and_redis_without_loss(
 
 
 # -- configuration, commands, failures --------------------------------------------------
+
+
+def test_redis_url_in_the_config(redis_keyspace: RedisKeyspace, tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'users.sqlite3'}"
+    users = create_store_engine(database_url)
+    upgrade(users)
+    with users.begin() as connection:
+        ada = connection.execute(
+            user_table.insert().values(email="ada@example.com", created_at=NOW)
+        ).inserted_primary_key[0]  # type: ignore[index]
+    prefix = redis_keyspace.new_prefix()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=SECRET_KEY,
+        KITSESSION_DATABASE_URL=database_url,
+        KITSESSION_REDIS_URL=redis_keyspace.url,
+        KITSESSION_REDIS_PREFIX=prefix,
+    )
+    KitSession(app)
+    add_views(app)
+    store = app.extensions["kitsession"].store
+    try:
+        assert isinstance(store, RedisStore)
+        assert store.prefix == prefix and store.user_id_type is int
+        client = app.test_client()
+        log_in(client, ada)
+        # The session is in Redis; the user comes from SQL.
+        assert me(client) == {"user_id": ada, "email": "ada@example.com"}
+        assert len(redis_keyspace.keys(prefix + "session:")) == 1
+        with users.connect() as connection:
+            assert connection.execute(sa.select(session_table)).all() == []
+    finally:
+        redis_keyspace.delete(prefix)
+        store.close()
+        users.dispose()
 
 
 def test_cleanup_says_redis_needs_none(redis_backend: RedisBackend) -> None:
