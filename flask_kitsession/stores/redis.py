@@ -234,7 +234,7 @@ class RedisStore(SessionStore):
     session (its data as the serializer's JSON text, so sessions move between
     stores without loss), and ``<prefix>user:<user id>`` the set of a user's
     session keys. Redis expires sessions itself: :meth:`purge_expired` has
-    nothing to do. Needs Redis 4 or later, standalone or behind Sentinel (not
+    nothing to do. Needs Redis 5 or later, standalone or behind Sentinel (not
     Cluster: a script touches a session and its user's set, in other slots).
 
     :param client: A :class:`redis.Redis` client; see :meth:`from_url`.
