@@ -200,6 +200,20 @@ def test_user_set_drops_sessions_that_expired(redis_backend: RedisBackend) -> No
     assert len(members(redis_backend, ada)) == 2
 
 
+def test_a_lost_user_set_is_restored_by_the_next_write(redis_backend: RedisBackend) -> None:
+    store = redis_backend.store
+    ada = redis_backend.add_user("ada@example.com")
+    saved, touched, idle = (make_record(ada) for _ in range(3))
+    for record in (saved, touched, idle):
+        store.create(record)
+    redis_backend.keyspace.admin.delete(store.user_key(ada))  # evicted, say
+    assert store.update(dataclasses.replace(saved, data={"user_id": ada, "n": 1}))
+    assert store.touch(touched.id, last_seen_at=NOW, expires_at=NOW + timedelta(hours=1))
+    key = store.session_key
+    assert members(redis_backend, ada) == {key(saved.id), key(touched.id)}
+    assert pttl(redis_backend, store.user_key(ada)) > HOUR_MS - 5000
+
+
 def test_delete_all_for_user_scans_nothing(redis_backend: RedisBackend) -> None:
     store = redis_backend.store
     ada = redis_backend.add_user("ada@example.com")

@@ -55,7 +55,10 @@ _UPDATED_FIELDS = (
 # ``user_key`` ('' when anonymous), so a script that deletes or renames a
 # session can fix the set without being told whose session it was.
 _LUA_USER_SETS = """
-local function extend_user_set(user_set, ttl)
+local function extend_user_set(user_set, session_key, ttl)
+  -- Adding again is cheap, and restores a set lost behind the store's back
+  -- (evicted, deleted by hand) with the next write of each session.
+  redis.call('SADD', user_set, session_key)
   -- The set lives as long as its longest-lived session, then disappears.
   if redis.call('PTTL', user_set) < ttl then
     redis.call('PEXPIRE', user_set, ttl)
@@ -70,8 +73,7 @@ local function add_to_user_set(user_set, session_key, ttl)
       redis.call('SREM', user_set, member)
     end
   end
-  redis.call('SADD', user_set, session_key)
-  extend_user_set(user_set, ttl)
+  extend_user_set(user_set, session_key, ttl)
 end
 
 local function remove_from_user_set(session_key)
@@ -138,7 +140,7 @@ end
 redis.call('HSET', target, 'user_key', user_set, unpack(ARGV, 2))
 redis.call('PEXPIRE', target, ttl)
 if user_set ~= '' then
-  extend_user_set(user_set, ttl)
+  extend_user_set(user_set, target, ttl)
 end
 return 1
 """
@@ -160,7 +162,7 @@ redis.call('HSET', session_key, unpack(ARGV, 2))
 redis.call('PEXPIRE', session_key, ttl)
 local user_set = redis.call('HGET', session_key, 'user_key')
 if user_set and user_set ~= '' then
-  extend_user_set(user_set, ttl)
+  extend_user_set(user_set, session_key, ttl)
 end
 return 1
 """
