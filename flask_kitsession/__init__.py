@@ -26,6 +26,7 @@ from .models import metadata
 from .session import ServerSession
 from .settings import Settings
 from .stores import MemoryStore
+from .stores import RedisStore
 from .stores import SessionRecord
 from .stores import SessionStore
 from .stores import SQLAlchemyStore
@@ -35,6 +36,7 @@ __all__ = [
     "KitSessionError",
     "KitSessionInterface",
     "MemoryStore",
+    "RedisStore",
     "SQLAlchemyStore",
     "ServerSession",
     "SessionDataError",

@@ -19,6 +19,7 @@ from .models import utc_now
 from .settings import DEFAULTS
 from .settings import Settings
 from .stores.base import SessionStore
+from .stores.redis import RedisStore
 from .stores.sql import create_store_engine
 from .stores.sql import SQLAlchemyStore
 
@@ -47,7 +48,8 @@ class KitSession:
 
     Sessions are kept in the SQL database named by ``KITSESSION_DATABASE_URL``
     (a SQLite file in the instance folder by default) unless a store or an
-    engine is given here.
+    engine is given here. With ``KITSESSION_REDIS_URL`` set they are kept in
+    Redis, and ``session.user`` is read from that SQL database.
 
     :param app: Call :meth:`init_app` on this app right away.
     :param store: Keep sessions in this store (shared by every app it is
@@ -113,7 +115,7 @@ class KitSession:
 
         app.cli.add_command(kitsession_command)
 
-    def _make_store(self, app: Flask) -> SQLAlchemyStore:
+    def _make_store(self, app: Flask) -> SessionStore:
         engine = self._engine
         if engine is None:
             url = app.config["KITSESSION_DATABASE_URL"]
@@ -124,10 +126,20 @@ class KitSession:
         user_model = self._user_model
         if user_model is None:
             user_model = app.config["KITSESSION_USER_MODEL"]
-        return SQLAlchemyStore(
+        sql_store = SQLAlchemyStore(
             engine,
             user_model=user_model,
             user_fields=app.config["KITSESSION_USER_FIELDS"],
+        )
+        redis_url = app.config["KITSESSION_REDIS_URL"]
+        if redis_url is None:
+            return sql_store
+        # Sessions in Redis, users where they are: each user is one SQL query.
+        return RedisStore.from_url(
+            redis_url,
+            prefix=app.config["KITSESSION_REDIS_PREFIX"],
+            user_loader=sql_store.load_user,
+            user_id_type=sql_store.user_id_type,
         )
 
     @property

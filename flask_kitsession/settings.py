@@ -15,7 +15,8 @@ from datetime import timedelta
 
 #: Every key with its default. ``None`` for ``KITSESSION_IDLE_TIMEOUT`` means
 #: "``PERMANENT_SESSION_LIFETIME``"; for ``KITSESSION_DATABASE_URL``, "a SQLite
-#: file in the app's instance folder".
+#: file in the app's instance folder"; for ``KITSESSION_REDIS_URL``, "sessions in
+#: the SQL database, not Redis".
 DEFAULTS: dict[str, t.Any] = {
     "KITSESSION_DATABASE_URL": None,
     "KITSESSION_ENGINE_OPTIONS": {},
@@ -29,6 +30,8 @@ DEFAULTS: dict[str, t.Any] = {
     "KITSESSION_TRACK_IP": True,
     "KITSESSION_MAX_DATA_SIZE": 64 * 1024,
     "KITSESSION_CARRY_OVER_KEYS": (),
+    "KITSESSION_REDIS_URL": None,
+    "KITSESSION_REDIS_PREFIX": "kitsession:",
 }
 
 

@@ -1,12 +1,14 @@
 """Fixtures: every behaviour runs on every backend.
 
-Backends: ``memory`` (MemoryStore), ``sqlite`` (a file), ``postgresql`` and
-``mariadb`` (real servers; URLs from ``KITSESSION_TEST_POSTGRESQL_URL``,
-default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``, and
+Backends: ``memory`` (MemoryStore), ``sqlite`` (a file), ``postgresql``,
+``mariadb`` and ``redis`` (real servers; URLs from
+``KITSESSION_TEST_POSTGRESQL_URL``, default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``,
 ``KITSESSION_TEST_MARIADB_URL``, default
-``mysql+pymysql://root@127.0.0.1:3306/test``). Each test run works in its own
-PostgreSQL schemas and MariaDB databases, dropped at the end, so runs never
-collide. Without a server its tests are skipped, except under ``CI=true``
+``mysql+pymysql://root@127.0.0.1:3306/test``, and ``KITSESSION_TEST_REDIS_URL``,
+default ``redis://127.0.0.1:6379/0``). Each test run works in its own
+PostgreSQL schemas, MariaDB databases and Redis key prefix, dropped at the
+end, so runs never collide. Without a server its tests are skipped, except under ``CI=true``
 where that is a failure.
 """
 
@@ -32,6 +34,10 @@ from .helpers import MARIADB_URL
 from .helpers import MariaDBDatabaseFactory
 from .helpers import MemoryBackend
 from .helpers import POSTGRESQL_URL
+from .helpers import redis_problem
+from .helpers import REDIS_URL
+from .helpers import RedisBackend
+from .helpers import RedisKeyspace
 from .helpers import SchemaFactory
 from .helpers import SECRET_KEY
 from .helpers import server_problem
@@ -50,8 +56,10 @@ def postgresql_server() -> str:
     return require_server("PostgreSQL", POSTGRESQL_URL)
 
 
-def require_server(name: str, url: str) -> str:
-    problem = server_problem(url)
+def require_server(
+    name: str, url: str, find_problem: t.Callable[[str], str | None] = server_problem
+) -> str:
+    problem = find_problem(url)
     if problem is not None:
         message = f"{name} at {url} is unreachable: {problem}"
         if IN_CI:
@@ -64,6 +72,19 @@ def require_server(name: str, url: str) -> str:
 def mariadb_server() -> str:
     """The MariaDB URL, once the server answers (skip or fail otherwise)."""
     return require_server("MariaDB", MARIADB_URL)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The Redis URL, once the server answers (skip or fail otherwise)."""
+    return require_server("Redis", REDIS_URL, redis_problem)
+
+
+@pytest.fixture(scope="session")
+def redis_keyspace(redis_server: str) -> t.Iterator[RedisKeyspace]:
+    keyspace = RedisKeyspace(redis_server)
+    yield keyspace
+    keyspace.drop_all()
 
 
 @pytest.fixture(scope="session")
@@ -105,17 +126,30 @@ def postgresql_engine(pg_schemas: SchemaFactory) -> t.Iterator[sa.Engine]:
     engine.dispose()
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql", "mariadb"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql", "mariadb", "redis"])
 def backend(request: pytest.FixtureRequest) -> t.Iterator[Backend]:
     """The store under test, on each backend."""
     if request.param == "memory":
         yield MemoryBackend()
+        return
+    if request.param == "redis":
+        redis_backend = RedisBackend(request.getfixturevalue("redis_keyspace"))
+        yield redis_backend
+        redis_backend.reset()
         return
     engine: sa.Engine = request.getfixturevalue(f"{request.param}_engine")
     sql = SQLBackend(request.param, engine)
     sql.reset()
     yield sql
     sql.reset()
+
+
+@pytest.fixture
+def redis_backend(redis_keyspace: RedisKeyspace) -> t.Iterator[RedisBackend]:
+    """The Redis store only, for what is about Redis itself."""
+    backend = RedisBackend(redis_keyspace)
+    yield backend
+    backend.reset()
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])

@@ -13,6 +13,7 @@ from datetime import timezone
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 from alembic import command
 from flask import Flask
@@ -23,6 +24,7 @@ from flask.testing import FlaskClient
 
 from flask_kitsession import current_session
 from flask_kitsession import MemoryStore
+from flask_kitsession import RedisStore
 from flask_kitsession import remove_all_sessions_for_user
 from flask_kitsession import SessionStore
 from flask_kitsession import SQLAlchemyStore
@@ -32,6 +34,9 @@ from flask_kitsession.migrate import alembic_config
 from flask_kitsession.migrate import MigrationTarget
 from flask_kitsession.models import session_table
 from flask_kitsession.models import user_table
+from flask_kitsession.stores.base import SessionRecord
+from flask_kitsession.stores.redis import _FIELDS as REDIS_FIELDS
+from flask_kitsession.stores.redis import _glob_escape as glob_escape
 from flask_kitsession.stores.sql import create_store_engine
 from flask_kitsession.testing import QueryRecorder
 
@@ -41,6 +46,7 @@ POSTGRESQL_URL = os.environ.get(
 MARIADB_URL = os.environ.get(
     "KITSESSION_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
 )
+REDIS_URL = os.environ.get("KITSESSION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SECRET_KEY = "test secret key, long enough to be a real one: 3f9a1c"
 
@@ -73,6 +79,18 @@ def server_problem(url: str) -> str | None:
         return str(e.orig)
     finally:
         engine.dispose()
+    return None
+
+
+def redis_problem(url: str) -> str | None:
+    """Why the Redis server at ``url`` cannot be used, or ``None`` when it answers."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        return str(e)
+    finally:
+        client.close()
     return None
 
 
@@ -167,6 +185,43 @@ class MariaDBDatabaseFactory:
             for name in self.databases:
                 connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         self.admin.dispose()
+
+
+class RedisKeyspace:
+    """Gives each test a key prefix of its own under this run's prefix, and
+    deletes the keys after. Never FLUSHDB: the server is shared.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.run_prefix = f"kitsession_test_{os.getpid()}_{secrets.token_hex(3)}"
+        self.count = 0
+        self.admin = redis.Redis.from_url(url, decode_responses=True)
+        dead = [
+            key
+            for key in self.admin.scan_iter(match="kitsession_test_*", count=1000)
+            if _from_dead_run(key.split(":", 1)[0])
+        ]
+        self._unlink(dead)
+
+    def new_prefix(self) -> str:
+        self.count += 1
+        return f"{self.run_prefix}:{self.count}:"
+
+    def keys(self, prefix: str) -> list[str]:
+        pattern = glob_escape(prefix) + "*"
+        return list(self.admin.scan_iter(match=pattern, count=1000))
+
+    def delete(self, prefix: str) -> None:
+        self._unlink(self.keys(prefix))
+
+    def _unlink(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 500):
+            self.admin.unlink(*keys[start : start + 500])
+
+    def drop_all(self) -> None:
+        self.delete(self.run_prefix + ":")
+        self.admin.close()
 
 
 def make_engine(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
@@ -296,6 +351,123 @@ class MemoryBackend(Backend):
             yield log
         finally:
             self.store.log = None
+
+
+class RecordingRedis(redis.Redis):
+    """A Redis client that notes each round trip, named as SQL backends name
+    statements: reads as "SELECT ...", the store's scripts by what they do.
+    """
+
+    log: list[str] | None = None
+    #: Script SHA-1 -> "INSERT session" and so on.
+    script_names: dict[str, str] = {}
+    reads = frozenset({"HMGET", "HGET", "HGETALL", "EXISTS", "SCAN", "SSCAN", "SMEMBERS", "PTTL"})
+
+    def describe(self, args: t.Sequence[t.Any]) -> str:
+        words = [a.decode() if isinstance(a, bytes) else str(a) for a in args]
+        name = words[0].upper()
+        text = " ".join(words)
+        if name == "EVALSHA":
+            return f"{self.script_names.get(words[1], 'SCRIPT')}: {text}"
+        return f"SELECT {text}" if name in self.reads else text
+
+    def execute_command(self, *args: t.Any, **options: t.Any) -> t.Any:
+        result = super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        if self.log is not None:
+            self.log.append(self.describe(args))
+        return result
+
+    def pipeline(self, transaction: bool = True, shard_hint: t.Any = None) -> redis.client.Pipeline:
+        return RecordingPipeline(
+            self, self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+class RecordingPipeline(redis.client.Pipeline):
+    """A pipeline that notes its commands as one round trip of its client."""
+
+    def __init__(self, recorder: RecordingRedis, *args: t.Any) -> None:
+        super().__init__(*args)
+        self.recorder = recorder
+
+    def execute(self, raise_on_error: bool = True) -> list[t.Any]:
+        commands = [self.recorder.describe(args) for args, _ in self.command_stack]
+        result = super().execute(raise_on_error)
+        if self.recorder.log is not None:
+            reads = all(c.startswith("SELECT") for c in commands)
+            self.recorder.log.append(
+                f"{'SELECT ' if reads else ''}PIPELINE of {len(commands)}: " + "; ".join(commands)
+            )
+        return result
+
+
+class RedisBackend(Backend):
+    """A RedisStore under a key prefix of its own; users kept in a dict, as
+    an app would keep them in SQL.
+    """
+
+    name = "redis"
+
+    def __init__(self, keyspace: RedisKeyspace) -> None:
+        self.keyspace = keyspace
+        self.users: dict[int, SessionUser] = {}
+        self.client = t.cast(RecordingRedis, RecordingRedis.from_url(keyspace.url))
+        self.store: RedisStore = RedisStore(
+            self.client,
+            prefix=keyspace.new_prefix(),
+            user_loader=self._load_user,
+            user_id_type=int,
+        )
+        scripts = {
+            "INSERT session": self.store._create_script,
+            "UPDATE session": self.store._update_script,
+            "UPDATE session touch": self.store._touch_script,
+            "DELETE session": self.store._delete_script,
+            "DELETE session for user": self.store._delete_all_for_user_script,
+        }
+        self.client.script_names = {script.sha: name for name, script in scripts.items()}
+        for script in scripts.values():
+            # Loaded now, so that no recorded operation is a first-use SCRIPT LOAD.
+            self.client.script_load(script.script)
+
+    def _load_user(self, user_id: t.Any) -> t.Any:
+        return self.users.get(user_id)
+
+    def add_user(self, email: str) -> t.Any:
+        user_id = len(self.users) + 1
+        self.users[user_id] = SessionUser(user_id, email, datetime.now(timezone.utc))
+        return user_id
+
+    def delete_user(self, user_id: t.Any) -> None:
+        # What ON DELETE CASCADE does in SQL; an app using Redis does it itself.
+        del self.users[user_id]
+        self.store.delete_all_for_user(user_id)
+
+    def rows(self) -> list[dict[str, t.Any]]:
+        admin = self.keyspace.admin
+        rows = []
+        for key in self.keyspace.keys(self.store.session_key("")):
+            values = admin.hmget(key, REDIS_FIELDS)
+            record = self.store._record(key.rsplit(":", 1)[1], values)
+            if record is None:
+                continue
+            row = {f: getattr(record, f) for f in SessionRecord.__slots__ if f != "user"}
+            row["data"] = values[0]
+            rows.append(row)
+        return rows
+
+    @contextlib.contextmanager
+    def operations(self) -> t.Iterator[list[str]]:
+        log: list[str] = []
+        self.client.log = log
+        try:
+            yield log
+        finally:
+            self.client.log = None
+
+    def reset(self) -> None:
+        self.keyspace.delete(self.store.prefix)
+        self.client.close()
 
 
 class SQLBackend(Backend):
