@@ -38,12 +38,7 @@ def current_server_session() -> ServerSession:
 
 def _start_new_session() -> ServerSession:
     session = current_server_session()
-    keep: tuple[str, ...] = ()
-    if session.user_id is None:
-        # Only an anonymous visitor's keys (a cart, a next URL) may follow them
-        # into their account; nothing crosses from one user to another.
-        keep = get_state().settings.carry_over_keys
-    session._start_over(keep)
+    session._start_over(get_state().settings.carry_over_keys)
     return session
 
 
@@ -51,6 +46,10 @@ def _finish_new_session(session: ServerSession) -> None:
     if not session.modified or not session:
         # The view did not log anyone in: keep the session the visitor had.
         session._undo_start_over()
+        return
+    # A visitor's cart follows them into their account, or back into the
+    # same account; nothing crosses from one user to another.
+    session._drop_carried_if_user_changed()
 
 
 def with_new_session(view: F) -> F:
@@ -62,8 +61,9 @@ def with_new_session(view: F) -> F:
     is deleted then. If the view leaves it empty (a failed login) or raises,
     the visitor keeps the session they had.
 
-    Keys listed in ``KITSESSION_CARRY_OVER_KEYS`` are carried over from an
-    anonymous session into the new one.
+    Keys listed in ``KITSESSION_CARRY_OVER_KEYS`` are carried over into the
+    new session, unless it ends up belonging to another user than the one
+    before (an anonymous visitor's cart follows them into their account).
 
     .. code-block:: python
 

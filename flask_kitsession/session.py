@@ -14,6 +14,9 @@ from .stores.base import user_id_from_data
 
 T = t.TypeVar("T")
 
+#: ``_start_over`` reads the previous user from the data.
+_FROM_DATA: t.Any = object()
+
 
 class _RecordField(t.Generic[T]):
     """A read-only attribute of the session's stored record; ``None`` while the
@@ -99,6 +102,11 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         self._rotate = False
         #: The stored session a new session replaces (a login), if any.
         self._replaces: SessionRecord | None = None
+        #: Keys carried over into a new session, and whose session it was.
+        self._carried: dict[str, t.Any] = {}
+        self._previous_user_id: t.Any = None
+        #: Set when the user proved who they are again (a fresh login).
+        self._reauthenticated = False
         #: Set when the client sent a cookie that named no valid session.
         self._stale_cookie = False
         #: Set when the session was not loaded and must not be saved.
@@ -189,11 +197,27 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         if not self.new:
             self._rotate = True
 
-    def _start_over(self, keep: t.Iterable[str] = ()) -> None:
+    def _start_over(
+        self,
+        carry: t.Iterable[str] = (),
+        *,
+        keep: t.Iterable[str] = (),
+        previous_user_id: t.Any = _FROM_DATA,
+    ) -> None:
         """Turn into a brand-new session (with a new token) that will replace
-        the current one if it gets any data. Keys in ``keep`` are carried over.
+        the current one if it gets any data.
+
+        :param carry: Keys carried over from the current data, unless the
+            session ends up belonging to another user than before (see
+            :meth:`_drop_carried_if_user_changed`).
+        :param keep: Keys kept in any case (what a login itself just wrote).
+        :param previous_user_id: Whose session it was; read from the data
+            unless given.
         """
-        carried = {key: dict.__getitem__(self, key) for key in keep if key in self}
+        if previous_user_id is _FROM_DATA:
+            previous_user_id = self.user_id
+        carried = {key: dict.__getitem__(self, key) for key in carry if key in self}
+        kept = {key: dict.__getitem__(self, key) for key in keep if key in self}
         self._saved_state = (
             dict(self),
             self.record,
@@ -203,8 +227,11 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
             self.modified,
         )
         self._replaces = self.record
+        self._carried = carried
+        self._previous_user_id = previous_user_id
         dict.clear(self)
         dict.update(self, carried)
+        dict.update(self, kept)
         self.record = None
         self._token = None
         self._id = None
@@ -213,6 +240,19 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         self._user = None
         self._user_loaded_for = None
         self._user_attached = False
+
+    def _drop_carried_if_user_changed(self) -> None:
+        """Drop the carried-over keys if the session now belongs to another
+        user than before: nothing crosses from one user to the next.
+        """
+        previous, carried = self._previous_user_id, self._carried
+        if previous is None or not carried or self.user_id == previous:
+            return
+        for key, value in carried.items():
+            # A key the login view set itself is not a carried one.
+            if key in self and dict.__getitem__(self, key) is value:
+                dict.__delitem__(self, key)
+        self._carried = {}
 
     def _undo_start_over(self) -> None:
         """Go back to the session :meth:`_start_over` replaced."""

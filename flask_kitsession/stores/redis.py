@@ -247,7 +247,7 @@ class RedisStore(SessionStore):
         so that ids written as strings (Flask-Login's) find their user.
     :param serializer: See :class:`SessionStore`.
 
-    .. versionadded:: 0.2
+    .. versionadded:: 0.1
     """
 
     needs_purge = False
