@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from example_app import create_app
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -148,3 +149,21 @@ def app(backend: Backend, clock: Clock) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# -- the example app ------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def example(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[Flask]:
+    """The example app on a new database, SQLite or PostgreSQL."""
+    config: dict[str, t.Any] = {"TESTING": True, "SECRET_KEY": "example test"}
+    if request.param == "postgresql":
+        schemas: SchemaFactory = request.getfixturevalue("pg_schemas")
+        schemas.engine().dispose()
+        config["KITSESSION_DATABASE_URL"] = schemas.url_for_last()
+    else:
+        config["KITSESSION_DATABASE_URL"] = f"sqlite:///{tmp_path / 'example.sqlite3'}"
+    app = create_app(config)
+    yield app
+    app.extensions["kitsession"].store.close()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-import typing as t
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,25 +12,6 @@ import sqlalchemy as sa
 from example_app import create_app
 from flask import Flask
 from flask.testing import FlaskClient
-
-from .helpers import SchemaFactory
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def example(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[Flask]:
-    config: dict[str, t.Any] = {"TESTING": True, "SECRET_KEY": "example test"}
-    if request.param == "postgresql":
-        schemas: SchemaFactory = request.getfixturevalue("pg_schemas")
-        schemas.engine().dispose()
-        config["KITSESSION_DATABASE_URL"] = schemas.url_for_last()
-    else:
-        config["KITSESSION_DATABASE_URL"] = f"sqlite:///{tmp_path / 'example.sqlite3'}"
-    from example_app import kitsession
-
-    app = create_app(config)
-    yield app
-    app.extensions["kitsession"].store.close()
-    assert kitsession is not None
 
 
 def csrf(client: FlaskClient, path: str) -> str:
@@ -254,3 +236,53 @@ def test_time_ago() -> None:
     ]:
         assert time_ago(now - delta, now) == said
     assert utc(now.astimezone(timezone(timedelta(hours=2)))) == "23 Nov 2026, 14:05 UTC"
+
+
+def test_workers_starting_together_share_one_secret_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from example_app import _instance_secret_key
+
+    start = threading.Barrier(8)
+
+    def read_key(_: int) -> str:
+        start.wait(timeout=10)
+        return _instance_secret_key(tmp_path / "instance")
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(read_key, range(8)))
+    assert len(keys) == 1 and len(keys.pop()) == 64
+    assert [p.name for p in (tmp_path / "instance").iterdir()] == ["secret_key"]
+    assert (tmp_path / "instance" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_secret_key_from_the_environment_or_the_instance_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'example.sqlite3'}"
+    monkeypatch.setenv("FLASK_SECRET_KEY", "from the environment")
+    app = create_app({"KITSESSION_DATABASE_URL": url})
+    assert app.config["SECRET_KEY"] == "from the environment"
+    app.extensions["kitsession"].store.close()
+
+    monkeypatch.delenv("FLASK_SECRET_KEY")
+    instance = str(tmp_path / "instance")
+    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: instance)
+    first = create_app({"KITSESSION_DATABASE_URL": url})
+    again = create_app({"KITSESSION_DATABASE_URL": url})
+    assert first.config["SECRET_KEY"] == again.config["SECRET_KEY"]
+    assert (tmp_path / "instance" / "secret_key").read_text() == first.config["SECRET_KEY"]
+    for app in (first, again):
+        app.extensions["kitsession"].store.close()
+
+
+def test_worker_header_only_when_asked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'example.sqlite3'}"
+    plain = create_app({"SECRET_KEY": "k", "KITSESSION_DATABASE_URL": url})
+    assert "X-Worker-Pid" not in plain.test_client().get("/").headers
+    marked = create_app(
+        {"SECRET_KEY": "k", "KITSESSION_DATABASE_URL": url, "EXAMPLE_WORKER_HEADER": True}
+    )
+    assert marked.test_client().get("/").headers["X-Worker-Pid"] == str(os.getpid())
+    for app in (plain, marked):
+        app.extensions["kitsession"].store.close()
