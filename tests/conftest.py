@@ -26,8 +26,12 @@ from flask_kitsession.stores.sql import create_store_engine
 
 from .helpers import add_views
 from .helpers import Backend
+from .helpers import CHROMIUM
+from .helpers import CHROMIUM_ARGS
+from .helpers import chromium_problem
 from .helpers import Clock
 from .helpers import IN_CI
+from .helpers import LocalServer
 from .helpers import make_engine
 from .helpers import MARIADB_URL
 from .helpers import MariaDBDatabaseFactory
@@ -38,6 +42,9 @@ from .helpers import SECRET_KEY
 from .helpers import server_problem
 from .helpers import SQLBackend
 from .helpers import upgrade
+
+if t.TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 
 @pytest.fixture
@@ -167,3 +174,42 @@ def example(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[Flask]
     app = create_app(config)
     yield app
     app.extensions["kitsession"].store.close()
+
+
+@pytest.fixture
+def example_server(tmp_path: Path) -> t.Iterator[LocalServer]:
+    """The example app on its embedded default (a SQLite file), served on
+    127.0.0.1 for a browser. No response may be a 5xx.
+    """
+    app = create_app(
+        {
+            "SECRET_KEY": SECRET_KEY,
+            "KITSESSION_DATABASE_URL": f"sqlite:///{tmp_path / 'example.sqlite3'}",
+        }
+    )
+    with LocalServer(app) as server:
+        yield server
+    app.extensions["kitsession"].store.close()
+    assert server.errors() == []
+
+
+@pytest.fixture(scope="module")
+def browser() -> t.Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright. Missing: skipped,
+    or a failure under ``CI=true``. Never downloads a browser.
+    """
+    problem = chromium_problem()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"{problem} (CI=true: the browser tests are required)")
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

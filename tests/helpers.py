@@ -6,6 +6,7 @@ import collections
 import contextlib
 import os
 import secrets
+import threading
 import typing as t
 from datetime import datetime
 from datetime import timedelta
@@ -389,3 +390,87 @@ def me(client: FlaskClient) -> dict[str, t.Any]:
     data = client.get("/me").get_json()
     assert isinstance(data, dict)
     return data
+
+
+# -- live servers for the browser and multi-worker tests ---------------------
+
+#: Debian's Chromium, driven by Playwright; tests never download a browser.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def chromium_problem() -> str | None:
+    """Why the browser tests cannot run here, or ``None`` when they can."""
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as e:
+        return f"Playwright is not installed ({e}); pip install -e '.[test]'"
+    return None
+
+
+class LocalServer:
+    """A WSGI app served on 127.0.0.1 from a thread, for a browser to visit.
+
+    Bounded like every server a test starts: it answers at most
+    ``max_requests`` requests (then 503) and stops by itself after
+    ``max_seconds``, whatever the test does. Every response's status is
+    kept, so a test can check that nothing answered 5xx.
+    """
+
+    def __init__(self, app: t.Any, *, max_requests: int = 400, max_seconds: float = 120) -> None:
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self.max_requests = max_requests
+        self.statuses: list[tuple[int, str, str]] = []
+        self._lock = threading.Lock()
+        self.server = make_server("127.0.0.1", 0, self._serve, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._timer = threading.Timer(max_seconds, self.server.shutdown)
+        self._timer.daemon = True
+
+    def _serve(self, environ: t.Any, start_response: t.Any) -> t.Any:
+        with self._lock:
+            too_many = len(self.statuses) >= self.max_requests
+            if too_many:
+                self.statuses.append((503, environ["REQUEST_METHOD"], environ["PATH_INFO"]))
+        if too_many:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"LocalServer: request limit reached"]
+
+        def record(status: str, headers: t.Any, exc_info: t.Any = None) -> t.Any:
+            with self._lock:
+                self.statuses.append(
+                    (int(status.split()[0]), environ["REQUEST_METHOD"], environ["PATH_INFO"])
+                )
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, record)
+
+    def errors(self) -> list[tuple[int, str, str]]:
+        """The responses with a 5xx status."""
+        with self._lock:
+            return [s for s in self.statuses if s[0] >= 500]
+
+    def __enter__(self) -> LocalServer:
+        self._thread.start()
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=10)
