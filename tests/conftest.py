@@ -30,6 +30,7 @@ from .helpers import CHROMIUM
 from .helpers import CHROMIUM_ARGS
 from .helpers import chromium_problem
 from .helpers import Clock
+from .helpers import GunicornServer
 from .helpers import IN_CI
 from .helpers import LocalServer
 from .helpers import make_engine
@@ -213,3 +214,19 @@ def browser() -> t.Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def example_workers(pg_schemas: SchemaFactory, tmp_path: Path) -> t.Iterator[GunicornServer]:
+    """The example app under gunicorn, 4 worker processes, on a PostgreSQL
+    schema of this test run; every response says which worker made it.
+    """
+    pg_schemas.engine().dispose()
+    env = {
+        "KITSESSION_DATABASE_URL": pg_schemas.url_for_last(),
+        # One key for every worker, as in production.
+        "FLASK_SECRET_KEY": SECRET_KEY,
+        "FLASK_EXAMPLE_WORKER_HEADER": "true",
+    }
+    with GunicornServer(tmp_path, env, workers=4) as server:
+        yield server
