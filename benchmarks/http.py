@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                         sys.executable,
                         "-m",
                         "gunicorn",
+                        # no control socket: runs side by side must not share one
+                        "--no-control-socket",
                         "-w",
                         str(args.workers),
                         "-b",

@@ -7,6 +7,17 @@ Run it on the embedded SQLite database::
 or on PostgreSQL by setting one variable::
 
     KITSESSION_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/app flask --app example_app run
+
+or under a production server, with one secret key for all its workers::
+
+    FLASK_SECRET_KEY=... gunicorn -w 4 'example_app:create_app()'
+
+Config beyond Flask's and kitsession's (set ``FLASK_<NAME>`` in the
+environment, or pass ``test_config``):
+
+``EXAMPLE_WORKER_HEADER``
+    ``False`` by default. ``True`` adds an ``X-Worker-Pid`` header to every
+    response, so a test can tell which worker process answered.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import typing as t
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.wrappers import Response
 
 from flask_kitsession import KitSession
 from flask_kitsession import migrate
@@ -33,6 +45,7 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     app.config.from_mapping(
         SESSION_COOKIE_SAMESITE="Lax",
         KITSESSION_DATABASE_URL=os.environ.get("KITSESSION_DATABASE_URL"),
+        EXAMPLE_WORKER_HEADER=False,
     )
     app.config.from_prefixed_env()
     if test_config is not None:
@@ -49,14 +62,33 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
 
     csrf.init_app(app)
     app.register_blueprint(views.bp)
+    if app.config["EXAMPLE_WORKER_HEADER"]:
+        app.after_request(_add_worker_header)
     return app
 
 
+def _add_worker_header(response: Response) -> Response:
+    response.headers["X-Worker-Pid"] = str(os.getpid())
+    return response
+
+
 def _instance_secret_key(instance: Path) -> str:
-    """A random key kept in the instance folder, so sessions survive restarts."""
+    """A random key kept in the instance folder, so sessions survive restarts.
+
+    Several workers of a server may start at once with no key yet: the key is
+    written to a file of its own and linked into place, which succeeds for
+    one of them only, so all of them read the same, complete key.
+    """
     instance.mkdir(parents=True, exist_ok=True)
     path = instance / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        draft = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()

@@ -1,8 +1,29 @@
 """A session-bound CSRF token for the example's forms.
 
-Checked in ``before_request``, before any view decorator runs, so a login view
-wrapped in ``@with_new_session`` (which sees a brand-new session) is still
-checked against the token of the session that showed the form.
+Every form carries a random token that is also kept in the visitor's
+session; a ``POST`` whose token does not match is refused with 400. The
+session cookie is ``SameSite=Lax`` as well, a second layer, not the defence.
+
+Why our own token rather than Flask-WTF's ``CSRFProtect``:
+
+- **No dependency.** The README's first command installs only the library;
+  the example must run on the library's own dependencies, and twenty lines
+  do the job.
+- **The token dies with the session.** It lives in the server-side session,
+  so signing a device out (or logging out) also voids every form that device
+  still has open. Flask-WTF signs its token with a time limit because a
+  cookie session cannot be revoked; with kitsession the server decides, so a
+  plain random token compared in constant time is enough.
+- **It runs before the view's decorators.** The check is a ``before_request``
+  hook, so the login view, wrapped in ``@with_new_session`` (which hands the
+  view a brand-new, empty session), is still checked against the token of
+  the session that showed the form. (Flask-WTF's ``CSRFProtect`` also checks
+  in ``before_request`` and would work here too; its ``validate_on_submit``
+  inside the view would not.)
+
+The cost: an anonymous visitor who opens a form gets a stored session (one
+row) to hold the token; ``flask kitsession cleanup`` deletes it once expired,
+and a login replaces it.
 """
 
 from __future__ import annotations
@@ -29,14 +50,17 @@ def csrf_token() -> str:
 
 
 def _check() -> None:
+    """Refuse a state-changing request whose form token is not the session's."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
     expected = session.get(SESSION_KEY)
     sent = request.form.get(FORM_FIELD, "")
-    if not isinstance(expected, str) or not hmac.compare_digest(expected, sent):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+    if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), sent.encode()):
         abort(400, "The form expired or did not come from this site. Please try again.")
 
 
 def init_app(app: Flask) -> None:
+    """Check every unsafe request and offer ``csrf_token()`` to templates."""
     app.before_request(_check)
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from example_app import create_app
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -27,8 +28,13 @@ from flask_kitsession.stores.sql import create_store_engine
 
 from .helpers import add_views
 from .helpers import Backend
+from .helpers import CHROMIUM
+from .helpers import CHROMIUM_ARGS
+from .helpers import chromium_problem
 from .helpers import Clock
+from .helpers import GunicornServer
 from .helpers import IN_CI
+from .helpers import LocalServer
 from .helpers import make_engine
 from .helpers import MARIADB_URL
 from .helpers import MariaDBDatabaseFactory
@@ -43,6 +49,9 @@ from .helpers import SECRET_KEY
 from .helpers import server_problem
 from .helpers import SQLBackend
 from .helpers import upgrade
+
+if t.TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 
 @pytest.fixture
@@ -196,3 +205,76 @@ def app(backend: Backend, clock: Clock) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# -- the example app ------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def example(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[Flask]:
+    """The example app on a new database, SQLite or PostgreSQL."""
+    config: dict[str, t.Any] = {"TESTING": True, "SECRET_KEY": "example test"}
+    if request.param == "postgresql":
+        schemas: SchemaFactory = request.getfixturevalue("pg_schemas")
+        schemas.engine().dispose()
+        config["KITSESSION_DATABASE_URL"] = schemas.url_for_last()
+    else:
+        config["KITSESSION_DATABASE_URL"] = f"sqlite:///{tmp_path / 'example.sqlite3'}"
+    app = create_app(config)
+    yield app
+    app.extensions["kitsession"].store.close()
+
+
+@pytest.fixture
+def example_server(tmp_path: Path) -> t.Iterator[LocalServer]:
+    """The example app on its embedded default (a SQLite file), served on
+    127.0.0.1 for a browser. No response may be a 5xx.
+    """
+    app = create_app(
+        {
+            "SECRET_KEY": SECRET_KEY,
+            "KITSESSION_DATABASE_URL": f"sqlite:///{tmp_path / 'example.sqlite3'}",
+        }
+    )
+    with LocalServer(app) as server:
+        yield server
+    app.extensions["kitsession"].store.close()
+    assert server.errors() == []
+
+
+@pytest.fixture(scope="module")
+def browser() -> t.Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright. Missing: skipped,
+    or a failure under ``CI=true``. Never downloads a browser.
+    """
+    problem = chromium_problem()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"{problem} (CI=true: the browser tests are required)")
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def example_workers(pg_schemas: SchemaFactory, tmp_path: Path) -> t.Iterator[GunicornServer]:
+    """The example app under gunicorn, 4 worker processes, on a PostgreSQL
+    schema of this test run; every response says which worker made it.
+    """
+    pg_schemas.engine().dispose()
+    env = {
+        "KITSESSION_DATABASE_URL": pg_schemas.url_for_last(),
+        # One key for every worker, as in production.
+        "FLASK_SECRET_KEY": SECRET_KEY,
+        "FLASK_EXAMPLE_WORKER_HEADER": "true",
+    }
+    with GunicornServer(tmp_path, env, workers=4) as server:
+        yield server

@@ -1,0 +1,252 @@
+"""The example app in a real browser: Debian's Chromium, driven by Playwright.
+
+Each browser context is a device of its own: its own cookies, its own user
+agent. The "laptop" presents the user agent the same Chromium sends when it
+is not headless; the "phone" emulates an Android phone (its user agent, a
+phone's viewport and touch), as Playwright's device emulation does. The
+requests of both really come from the one Chromium, through the app's pages,
+to a server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from .helpers import LocalServer
+from .helpers import REPOSITORY
+
+if t.TYPE_CHECKING:
+    from playwright.sync_api import Browser
+    from playwright.sync_api import BrowserContext
+    from playwright.sync_api import Page
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct horse battery"
+#: The README's screenshot; a run rewrites it only when asked to, so that the
+#: times on the page do not leave a changed file behind every test run.
+SCREENSHOT = REPOSITORY / "docs" / "devices.png"
+UPDATE_SCREENSHOT = os.environ.get("KITSESSION_UPDATE_SCREENSHOT", "") == "1"
+#: Every wait of a test is bounded by this (milliseconds).
+TIMEOUT = 10_000
+
+
+def laptop(browser: Browser, server: LocalServer) -> BrowserContext:
+    """A desktop browser: this Chromium's own user agent, without "Headless"."""
+    agent = browser.new_context()
+    page = agent.new_page()
+    user_agent = str(page.evaluate("navigator.userAgent")).replace("HeadlessChrome", "Chrome")
+    agent.close()
+    context = browser.new_context(
+        base_url=server.url, user_agent=user_agent, viewport={"width": 1040, "height": 660}
+    )
+    context.set_default_timeout(TIMEOUT)
+    return context
+
+
+def phone(browser: Browser, server: LocalServer) -> BrowserContext:
+    """An Android phone: a phone's user agent, viewport and touch screen."""
+    version = browser.version.split(".")[0]
+    context = browser.new_context(
+        base_url=server.url,
+        user_agent=(
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko)"
+            f" Chrome/{version}.0.0.0 Mobile Safari/537.36"
+        ),
+        viewport={"width": 412, "height": 915},
+        is_mobile=True,
+        has_touch=True,
+    )
+    context.set_default_timeout(TIMEOUT)
+    return context
+
+
+def register(page: Page, email: str) -> None:
+    page.goto("/register")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/login?email=*")
+    assert page.get_by_role("status").inner_text() == "Account created. Please log in."
+
+
+def log_in(page: Page, email: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/")
+    assert page.locator("h1").inner_text() == f"Hello, {email}"
+
+
+def session_cookie(context: BrowserContext) -> dict[str, t.Any] | None:
+    cookies = [c for c in context.cookies() if c["name"] == "session"]
+    assert len(cookies) <= 1
+    return dict(cookies[0]) if cookies else None
+
+
+def is_logged_out(page: Page) -> bool:
+    return page.locator("#logged-out").is_visible()
+
+
+def test_two_devices_and_sign_out_all_others(
+    browser: Browser, example_server: LocalServer, tmp_path: Path
+) -> None:
+    with laptop(browser, example_server) as laptop_context:
+        with phone(browser, example_server) as phone_context:
+            on_laptop = laptop_context.new_page()
+            register(on_laptop, "ada@example.com")
+            log_in(on_laptop, "ada@example.com")
+            on_phone = phone_context.new_page()
+            log_in(on_phone, "ada@example.com")
+
+            # Both devices are listed, on both; each marks itself.
+            for page, here, there in [
+                (on_phone, "Android 14", "on Linux"),
+                (on_laptop, "on Linux", "Android 14"),
+            ]:
+                page.goto("/devices")
+                devices = page.locator("li.device")
+                assert devices.count() == 2
+                current = page.locator("li.device.current")
+                assert current.count() == 1
+                assert here in current.inner_text() and "This device" in current.inner_text()
+                other = page.locator("li.device:not(.current)")
+                assert there in other.inner_text() and "This device" not in other.inner_text()
+                for row in (current, other):
+                    text = row.text_content() or ""
+                    assert "127.0.0.1" in text and "Signed in" in text and "UTC" in text
+                assert "Active now" in current.inner_text()
+                assert "just now" in other.inner_text()
+
+            assert "Chrome" in on_laptop.locator("li.device.current .device-name").inner_text()
+            screenshot = SCREENSHOT if UPDATE_SCREENSHOT else tmp_path / "devices.png"
+            on_laptop.screenshot(path=screenshot, full_page=True)
+            assert screenshot.read_bytes().startswith(b"\x89PNG")
+
+            on_laptop.get_by_role("button", name="Sign out all other devices").click()
+            on_laptop.wait_for_url("**/devices")
+            assert on_laptop.get_by_role("status").inner_text() == "Signed out 1 other device."
+            assert on_laptop.locator("li.device").count() == 1
+            assert on_laptop.get_by_role("button", name="Sign out all other devices").count() == 0
+
+            # The phone is out on its next navigation; its stale cookie is dropped.
+            assert session_cookie(phone_context) is not None
+            response = on_phone.goto("/")
+            assert response is not None and response.status == 200
+            assert is_logged_out(on_phone)
+            assert session_cookie(phone_context) is None
+            on_phone.goto("/devices")
+            assert on_phone.url.endswith("/login")
+
+            # The laptop stays in.
+            on_laptop.goto("/")
+            assert on_laptop.locator("h1").inner_text() == "Hello, ada@example.com"
+            assert "1 device" in on_laptop.locator("main").inner_text()
+
+
+def test_sign_out_one_device_from_the_list(browser: Browser, example_server: LocalServer) -> None:
+    with laptop(browser, example_server) as laptop_context:
+        with phone(browser, example_server) as phone_context:
+            on_laptop = laptop_context.new_page()
+            register(on_laptop, "bea@example.com")
+            log_in(on_laptop, "bea@example.com")
+            on_phone = phone_context.new_page()
+            log_in(on_phone, "bea@example.com")
+
+            on_laptop.goto("/devices")
+            other = on_laptop.locator("li.device:not(.current)")
+            other.get_by_role("button", name="Sign out this device").click()
+            on_laptop.wait_for_url("**/devices")
+            assert "Signed out Chrome" in on_laptop.get_by_role("status").inner_text()
+            assert on_laptop.locator("li.device").count() == 1
+            on_phone.reload()
+            assert is_logged_out(on_phone)
+
+            # Signing out this very device is logging out.
+            on_laptop.locator("li.device.current").get_by_role(
+                "button", name="Sign out this device"
+            ).click()
+            on_laptop.wait_for_url("**/")
+            assert is_logged_out(on_laptop)
+            assert session_cookie(laptop_context) is None
+
+
+def test_logout_clears_the_cookie(browser: Browser, example_server: LocalServer) -> None:
+    with laptop(browser, example_server) as context:
+        page = context.new_page()
+        register(page, "cy@example.com")
+        log_in(page, "cy@example.com")
+        cookie = session_cookie(context)
+        assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+
+        page.get_by_role("button", name="Log out").click()
+        page.wait_for_url("**/")
+        assert is_logged_out(page)
+        assert session_cookie(context) is None
+
+        # The old cookie, sent again, is worth nothing.
+        context.add_cookies([t.cast(t.Any, cookie)])
+        page.goto("/")
+        assert is_logged_out(page)
+        assert session_cookie(context) is None
+        context.add_cookies([t.cast(t.Any, cookie)])
+        page.goto("/devices")
+        assert page.url.endswith("/login")
+        # The login form's token lives in a new anonymous session.
+        new_cookie = session_cookie(context)
+        assert new_cookie is not None and new_cookie["value"] != cookie["value"]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda v: v[:-1] + ("A" if v[-1] != "A" else "B"), id="signature"),
+        pytest.param(lambda v: ("A" if v[0] != "A" else "B") + v[1:], id="token"),
+        pytest.param(lambda v: "garbage", id="garbage"),
+        pytest.param(lambda v: v * 20, id="oversized"),
+    ],
+)
+def test_tampered_cookie_shows_the_logged_out_page(
+    browser: Browser, example_server: LocalServer, tamper: t.Callable[[str], str]
+) -> None:
+    with laptop(browser, example_server) as context:
+        page = context.new_page()
+        register(page, "dan@example.com")
+        log_in(page, "dan@example.com")
+        cookie = session_cookie(context)
+        assert cookie is not None
+        context.add_cookies([t.cast(t.Any, {**cookie, "value": tamper(cookie["value"])})])
+
+        response = page.goto("/")
+        assert response is not None and response.status == 200
+        assert is_logged_out(page)
+        assert session_cookie(context) is None
+        # Logging in again works as ever.
+        log_in(page, "dan@example.com")
+
+
+def test_a_form_from_another_site_is_refused(browser: Browser, example_server: LocalServer) -> None:
+    with laptop(browser, example_server) as laptop_context:
+        with phone(browser, example_server) as phone_context:
+            on_laptop = laptop_context.new_page()
+            register(on_laptop, "eli@example.com")
+            log_in(on_laptop, "eli@example.com")
+            log_in(phone_context.new_page(), "eli@example.com")
+
+            # A page elsewhere posts to the app, without the form's token.
+            attacker = laptop_context.new_page()
+            attacker.set_content(
+                f'<form method="post" action="{example_server.url}/devices/sign-out-others">'
+                '<button type="submit">Win a prize</button></form>'
+            )
+            with attacker.expect_navigation():
+                attacker.get_by_role("button", name="Win a prize").click()
+            assert "The form expired or did not come from this site" in attacker.content()
+
+            on_laptop.goto("/devices")
+            assert on_laptop.locator("li.device").count() == 2
