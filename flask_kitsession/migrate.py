@@ -33,8 +33,9 @@ VERSION_TABLE = "kitsession_alembic_version"
 #: Environment variable holding the database URL for the ``alembic`` command.
 DATABASE_URL_ENV = "KITSESSION_DATABASE_URL"
 
-# Serialises concurrent upgrades on PostgreSQL (several workers starting at once).
+# Serialise concurrent upgrades (several workers starting at once).
 _PG_LOCK_ID = 0x6B697473  # "kits"
+_LOCK_NAME = "kitsession_migrations"
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,9 @@ def upgrade(app: Flask | None = None, revision: str = "head") -> None:
     """Upgrade the app's session tables to ``revision`` (by default the latest).
 
     Safe to call at every start of every worker: it does nothing when the
-    tables are up to date, and on PostgreSQL concurrent calls wait for each
-    other.
+    tables are up to date, and concurrent calls wait for each other (an
+    advisory lock on PostgreSQL, ``GET_LOCK`` on MySQL/MariaDB, the write
+    lock on SQLite).
     """
     _run(app, lambda config: command.upgrade(config, revision))
 
@@ -233,10 +235,26 @@ def run_migrations(context: t.Any) -> None:
         engine.dispose()
 
 
+def _sqlite_in_transaction(connection: sa.Connection) -> bool:
+    return bool(getattr(connection.connection.driver_connection, "in_transaction", False))
+
+
 def _run_online(context: t.Any, connection: sa.Connection, options: dict[str, t.Any]) -> None:
     dialect = connection.dialect.name
     context.configure(connection=connection, render_as_batch=dialect == "sqlite", **options)
+    # Several workers may upgrade at once when they start: each waits for the
+    # one before it, then finds the tables up to date.
     with context.begin_transaction():
         if dialect == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
-        context.run_migrations()
+        elif dialect == "sqlite" and not _sqlite_in_transaction(connection):
+            # The write lock, before Alembic reads its version table; the DDL
+            # that follows stays in this transaction.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif dialect in ("mysql", "mariadb"):
+            connection.execute(sa.text("SELECT GET_LOCK(:name, 600)"), {"name": _LOCK_NAME})
+        try:
+            context.run_migrations()
+        finally:
+            if dialect in ("mysql", "mariadb"):
+                connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})

@@ -149,10 +149,21 @@ def test_alembic_command_on_postgresql(pg_schemas: SchemaFactory) -> None:
     engine.dispose()
 
 
-def test_concurrent_upgrades_wait_for_each_other(pg_schemas: SchemaFactory) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mariadb"])
+def test_concurrent_upgrades_wait_for_each_other(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """Several workers starting at once all upgrade; one creates the tables."""
-    engine = pg_schemas.engine()
-    env = {**os.environ, "KITSESSION_DATABASE_URL": pg_schemas.url_for_last()}
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'workers.sqlite3'}"
+        engine = sa.create_engine(url)
+    else:
+        factory = request.getfixturevalue(
+            "pg_schemas" if kind == "postgresql" else "mariadb_databases"
+        )
+        engine = factory.engine()
+        url = factory.url_for_last()
+    env = {**os.environ, "KITSESSION_DATABASE_URL": url}
     command_line = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
     workers = [
         subprocess.Popen(
