@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .decorators import fresh_login_required
 from .decorators import with_delete_session
 from .decorators import with_new_session
 from .exceptions import KitSessionError
@@ -11,10 +12,12 @@ from .exceptions import StoreUnavailableError
 from .exceptions import UnknownUserError
 from .extension import KitSession
 from .helpers import create_session
+from .helpers import credentials_changed
 from .helpers import current_session
 from .helpers import get_all_sessions
 from .helpers import get_session
 from .helpers import get_sessions_for_user
+from .helpers import refresh_authentication
 from .helpers import regenerate
 from .helpers import remove_all_sessions_for_user
 from .helpers import remove_session
@@ -47,11 +50,14 @@ __all__ = [
     "StoreUnavailableError",
     "UnknownUserError",
     "create_session",
+    "credentials_changed",
     "current_session",
+    "fresh_login_required",
     "get_all_sessions",
     "get_session",
     "get_sessions_for_user",
     "metadata",
+    "refresh_authentication",
     "regenerate",
     "remove_all_sessions_for_user",
     "remove_session",

@@ -5,8 +5,14 @@ from __future__ import annotations
 import functools
 import inspect
 import typing as t
+from datetime import timedelta
 
+from flask import abort
+from flask import current_app
+from flask import redirect
+from flask import request
 from flask import session as flask_session
+from flask import url_for
 from flask.sessions import NullSession
 
 from .extension import get_state
@@ -38,7 +44,7 @@ def current_server_session() -> ServerSession:
 
 def _start_new_session() -> ServerSession:
     session = current_server_session()
-    session._start_over(get_state().settings.carry_over_keys)
+    session._start_over(get_state().settings.carried_keys(session))
     return session
 
 
@@ -131,3 +137,68 @@ def with_delete_session(view: F) -> F:
         return rv
 
     return t.cast(F, wrapper)
+
+
+def fresh_login_required(
+    max_age: timedelta | float, *, reauthenticate_view: str | None = None
+) -> t.Callable[[F], F]:
+    """Let only a session whose user logged in (or re-entered their password)
+    less than ``max_age`` ago through: for pages that change a password, an
+    email address or a payment method.
+
+    Anyone else is sent to the view named by ``reauthenticate_view`` (or
+    ``KITSESSION_REAUTHENTICATE_VIEW``) with ``next`` set to the page they
+    wanted, or gets ``401 Unauthorized`` when no view is named. After the
+    password check there, call :func:`~flask_kitsession.refresh_authentication`.
+
+    .. code-block:: python
+
+        @app.route("/account/password", methods=["GET", "POST"])
+        @fresh_login_required(max_age=timedelta(minutes=10))
+        def change_password(): ...
+
+    :param max_age: How long a login counts as fresh (a timedelta or seconds).
+    :param reauthenticate_view: The endpoint that asks for the password again.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(max_age, timedelta):
+        max_age = timedelta(seconds=max_age)
+    limit = max_age
+
+    def is_fresh() -> bool:
+        session = current_server_session()
+        if session.user_id is None:
+            return False
+        if session.record is None:
+            return True  # logged in by this very request
+        authenticated_at = session.authenticated_at
+        now = get_state().interface.clock()
+        return authenticated_at is not None and now - authenticated_at <= limit
+
+    def refuse() -> t.Any:
+        view = reauthenticate_view or current_app.config.get("KITSESSION_REAUTHENTICATE_VIEW")
+        if view is None:
+            abort(401)
+        return redirect(url_for(view, next=request.full_path.rstrip("?")))
+
+    def decorator(view: F) -> F:
+        if inspect.iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+                if not is_fresh():
+                    return refuse()
+                return await view(*args, **kwargs)
+
+            return t.cast(F, async_wrapper)
+
+        @functools.wraps(view)
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            if not is_fresh():
+                return refuse()
+            return view(*args, **kwargs)
+
+        return t.cast(F, wrapper)
+
+    return decorator

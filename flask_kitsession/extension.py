@@ -8,6 +8,7 @@ import typing as t
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from flask import current_app
 from flask import Flask
 from flask import request
@@ -58,6 +59,11 @@ class KitSession:
         to share its connection pool) instead of ``KITSESSION_DATABASE_URL``.
     :param user_model: The app's user table or mapped class; overrides
         ``KITSESSION_USER_MODEL``.
+    :param db: The app's Flask-SQLAlchemy extension: kitsession then uses its
+        engine (one connection pool for the app), attaches ``session.user`` to
+        ``db.session``, and defines the session table in ``db.metadata`` so
+        that Flask-Migrate's ``flask db migrate`` includes it. Needs the app's
+        user model, and ``db.init_app(app)`` before ``init_app``.
     :param interface_class: The session interface to install.
     :param clock: Returns the current aware UTC time; tests may pass their own.
 
@@ -71,15 +77,19 @@ class KitSession:
         store: SessionStore | None = None,
         engine: Engine | None = None,
         user_model: t.Any = None,
+        db: t.Any = None,
         interface_class: type[KitSessionInterface] = KitSessionInterface,
         clock: t.Callable[[], datetime] = utc_now,
     ) -> None:
-        if store is not None and (engine is not None or user_model is not None):
+        if store is not None and (engine is not None or user_model is not None or db is not None):
             raise TypeError(
-                "Pass either store= or engine=/user_model=, not both: the store has its own."
+                "Pass either store= or engine=/db=/user_model=, not both: the store has its own."
             )
+        if engine is not None and db is not None:
+            raise TypeError("Pass engine= or db=, not both: db= brings its own engine.")
         self._store = store
         self._engine = engine
+        self._db = db
         self._user_model = user_model
         self.interface_class = interface_class
         self.clock = clock
@@ -111,26 +121,19 @@ class KitSession:
         # First, so that no other hook runs on a session that failed to load.
         app.before_request_funcs.setdefault(None, []).insert(0, _fail_if_unavailable)
 
+        from .login import connect_signals
+
+        connect_signals(app)
+
         from .cli import kitsession_command
 
         app.cli.add_command(kitsession_command)
 
     def _make_store(self, app: Flask) -> SessionStore:
-        engine = self._engine
-        if engine is None:
-            url = app.config["KITSESSION_DATABASE_URL"]
-            if url is None:
-                os.makedirs(app.instance_path, exist_ok=True)
-                url = "sqlite:///" + os.path.join(app.instance_path, DEFAULT_SQLITE_FILE)
-            engine = create_store_engine(url, **app.config["KITSESSION_ENGINE_OPTIONS"])
-        user_model = self._user_model
-        if user_model is None:
-            user_model = app.config["KITSESSION_USER_MODEL"]
-        sql_store = SQLAlchemyStore(
-            engine,
-            user_model=user_model,
-            user_fields=app.config["KITSESSION_USER_FIELDS"],
-        )
+        if self._db is not None:
+            sql_store = self._make_db_store(app)
+        else:
+            sql_store = self._make_sql_store(app)
         redis_url = app.config["KITSESSION_REDIS_URL"]
         if redis_url is None:
             return sql_store
@@ -142,10 +145,81 @@ class KitSession:
             user_id_type=sql_store.user_id_type,
         )
 
+    def _make_sql_store(self, app: Flask) -> SQLAlchemyStore:
+        engine = self._engine
+        if engine is None:
+            url = app.config["KITSESSION_DATABASE_URL"]
+            if url is None:
+                os.makedirs(app.instance_path, exist_ok=True)
+                url = "sqlite:///" + os.path.join(app.instance_path, DEFAULT_SQLITE_FILE)
+            engine = create_store_engine(url, **app.config["KITSESSION_ENGINE_OPTIONS"])
+        user_model = self._user_model
+        if user_model is None:
+            user_model = app.config["KITSESSION_USER_MODEL"]
+        return SQLAlchemyStore(
+            engine,
+            user_model=user_model,
+            user_fields=app.config["KITSESSION_USER_FIELDS"],
+        )
+
+    def _make_db_store(self, app: Flask) -> SQLAlchemyStore:
+        db = self._db
+        user_model = self._user_model
+        if user_model is None:
+            user_model = app.config["KITSESSION_USER_MODEL"]
+        if user_model is None:
+            raise ValueError(
+                "With db=, name the app's user model: KitSession(app, db=db, user_model=User)"
+                " or app.config['KITSESSION_USER_MODEL']."
+            )
+        try:
+            with app.app_context():
+                engine = db.engine
+        except (RuntimeError, KeyError) as e:
+            raise RuntimeError(
+                "Flask-SQLAlchemy is not initialized on this app: call db.init_app(app)"
+                " (or SQLAlchemy(app)) before kitsession.init_app(app)."
+            ) from e
+        return SQLAlchemyStore(
+            engine,
+            user_model=user_model,
+            user_fields=app.config["KITSESSION_USER_FIELDS"],
+            orm_session=lambda: db.session,
+            metadata=db.metadata,
+        )
+
     @property
     def store(self) -> SessionStore:
         """The store of the current app."""
         return get_state().store
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        """The metadata holding the current app's session table, for Alembic's
+        autogenerate (``target_metadata = [db.metadata, kitsession.metadata]``).
+        """
+        store = get_state().store
+        if not isinstance(store, SQLAlchemyStore):
+            raise RuntimeError(f"The app's {type(store).__name__} has no SQL tables.")
+        return store.metadata
+
+    def init_login_manager(self, login_manager: t.Any) -> None:
+        """Make Flask-Login's ``current_user`` the user loaded with the session.
+
+        An authenticated request then costs one SQL statement in all, not
+        Flask-Login's usual second query. Users that are not the session's
+        own (a remember cookie) are loaded by the store. Call it after
+        :meth:`init_app`, in a request or app context or with the app as
+        ``login_manager``'s app::
+
+            login_manager = LoginManager(app)
+            kitsession.init_login_manager(login_manager)
+
+        :param login_manager: A :class:`flask_login.LoginManager`.
+        """
+        from .login import load_user
+
+        login_manager.user_loader(load_user)
 
 
 def get_state(app: Flask | None = None) -> KitSessionState:

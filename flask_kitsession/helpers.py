@@ -182,6 +182,40 @@ def regenerate() -> None:
     current_server_session().regenerate()
 
 
+def credentials_changed(session: ServerSession | None = None) -> int:
+    """After a password (or role) change: sign the user out everywhere else
+    and give this session a new token, keeping its data.
+
+    Anyone who learnt the old password, or copied a cookie, is out; the user
+    who made the change stays in. Call it in the view that changes them.
+
+    :param session: The session to keep; the current request's by default.
+    :return: How many other sessions were deleted.
+    :raises ValueError: if the session belongs to no user.
+
+    .. versionadded:: 0.1
+    """
+    if session is None:
+        session = current_server_session()
+    revoked = remove_all_sessions_for_user(session.user_id, session)
+    session.regenerate()
+    return revoked
+
+
+def refresh_authentication() -> None:
+    """Record that the user just proved who they are again (re-entered their
+    password, say): the current session's :attr:`~ServerSession.authenticated_at`
+    becomes now, so :func:`fresh_login_required` lets them through.
+
+    .. versionadded:: 0.1
+    """
+    session = current_server_session()
+    if session.user_id is None:
+        raise ValueError("The session belongs to no user: there is nothing to refresh.")
+    session._reauthenticated = True
+    session.modified = True
+
+
 def set_session_cookie(response: Response, session: ServerSession) -> Response:
     """Set the cookie of ``session`` (made by :func:`create_session`) on
     ``response``, and return the response.

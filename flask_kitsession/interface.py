@@ -255,7 +255,7 @@ class KitSessionInterface(SessionInterface):
         user_id = self.store.user_id_from(session)
         if user_id is None:
             authenticated_at = None
-        elif user_id == old.user_id:
+        elif user_id == old.user_id and not session._reauthenticated:
             authenticated_at = old.authenticated_at
         else:
             authenticated_at = now
@@ -278,7 +278,7 @@ class KitSessionInterface(SessionInterface):
             ip_address=self._ip_address() or old.ip_address,
         )
         stored = self.store.update(record, previous_id=previous_id)
-        session._rotate = False
+        session._rotate = session._reauthenticated = False
         if not stored:
             session.record = None
             return False

@@ -155,7 +155,7 @@ def schema_differences(
     context = MigrationContext.configure(
         connection,
         opts={
-            "include_name": _include_name(target.table_names),
+            **_only_kitsession_tables(target.table_names),
             "compare_type": True,
             "target_metadata": target.metadata,
         },
@@ -170,13 +170,38 @@ def check(app: Flask | None = None) -> list[t.Any]:
         return schema_differences(connection, MigrationTarget.for_store(store))
 
 
-def _include_name(names: frozenset[str]) -> t.Callable[[str | None, str, t.Any], bool]:
+def _only_kitsession_tables(names: frozenset[str]) -> dict[str, t.Any]:
+    """Alembic options that limit autogenerate to kitsession's own tables, on
+    both sides: the database's (it never proposes to drop the app's tables)
+    and the metadata's (an app's metadata may hold the session table beside
+    the app's own, which are not kitsession's to create).
+    """
+
     def include_name(name: str | None, type_: str, parent_names: t.Any) -> bool:
-        # Autogenerate looks at kitsession's tables only: it never proposes
-        # to drop the app's own.
         return type_ != "table" or name in names
 
-    return include_name
+    def include_object(
+        obj: t.Any, name: str | None, type_: str, reflected: bool, compare_to: t.Any
+    ) -> bool:
+        return type_ != "table" or name in names
+
+    return {"include_name": include_name, "include_object": include_object}
+
+
+def exclude_kitsession_tables(
+    obj: t.Any, name: str | None, type_: str, reflected: bool, compare_to: t.Any
+) -> bool:
+    """An ``include_object`` for the app's own Alembic ``env.py`` when
+    kitsession's tables are migrated by kitsession (``flask kitsession db
+    upgrade``): the app's autogenerate then never proposes to create, change
+    or drop them::
+
+        context.configure(..., include_object=exclude_kitsession_tables)
+    """
+    if type_ == "table":
+        return name not in (models.SESSION_TABLE_NAME, VERSION_TABLE)
+    table = getattr(obj, "table", None)
+    return getattr(table, "name", None) not in (models.SESSION_TABLE_NAME, VERSION_TABLE)
 
 
 def migration_target() -> MigrationTarget:
@@ -213,7 +238,7 @@ def run_migrations(context: t.Any) -> None:
     options: dict[str, t.Any] = {
         "target_metadata": target.metadata,
         "version_table": VERSION_TABLE,
-        "include_name": _include_name(target.table_names),
+        **_only_kitsession_tables(target.table_names),
         "compare_type": True,
     }
     if context.is_offline_mode():

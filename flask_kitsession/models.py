@@ -128,9 +128,25 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
 
+    def __repr__(self) -> str:
+        # How Alembic's autogenerate writes it into an app's migration script.
+        return "UTCDateTime()"
 
-#: Session data: JSON, stored as JSONB on PostgreSQL.
-SessionData: TypeEngine[t.Any] = JSON().with_variant(JSONB(), "postgresql")
+
+class SessionData(TypeDecorator[t.Any]):
+    """Session data: JSON, stored as JSONB on PostgreSQL."""
+
+    impl = JSON()
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[t.Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+    def __repr__(self) -> str:
+        return "SessionData()"
+
 
 #: kitsession's own metadata: the default ``user`` table and the ``session`` table.
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -167,7 +183,7 @@ def define_session_table(target_metadata: MetaData, user_key: Column[t.Any]) -> 
             nullable=True,
             index=True,
         ),
-        Column("data", SessionData, nullable=False),
+        Column("data", SessionData(), nullable=False),
         Column("created_at", UTCDateTime(), nullable=False),
         Column("updated_at", UTCDateTime(), nullable=False),
         Column("last_seen_at", UTCDateTime(), nullable=False),

@@ -75,6 +75,9 @@ class Settings:
     max_data_size: int | None = 64 * 1024
     #: Keys of an anonymous session kept when a login starts a new session.
     carry_over_keys: tuple[str, ...] = ()
+    #: Carry every key over (``KITSESSION_CARRY_OVER_KEYS = "*"``): the
+    #: behaviour of Flask's cookie session under Flask-Login.
+    carry_over_all: bool = False
 
     def __post_init__(self) -> None:
         if self.touch_interval >= self.idle_timeout:
@@ -100,8 +103,14 @@ class Settings:
                 f"KITSESSION_MAX_DATA_SIZE must be a positive int or None, got {max_size!r}."
             )
         keys = config["KITSESSION_CARRY_OVER_KEYS"]
-        if isinstance(keys, str):
-            raise TypeError("KITSESSION_CARRY_OVER_KEYS must be a list of keys, not a string.")
+        carry_over_all = keys == "*"
+        if carry_over_all:
+            keys = ()
+        elif isinstance(keys, str):
+            raise TypeError(
+                'KITSESSION_CARRY_OVER_KEYS must be a list of keys, or "*" for all of them,'
+                f" not the string {keys!r}."
+            )
         touch = _duration(config, "KITSESSION_TOUCH_INTERVAL")
         assert touch is not None
         return cls(
@@ -113,7 +122,14 @@ class Settings:
             track_ip=bool(config["KITSESSION_TRACK_IP"]),
             max_data_size=max_size,
             carry_over_keys=tuple(keys),
+            carry_over_all=carry_over_all,
         )
+
+    def carried_keys(self, data: t.Iterable[str]) -> t.Iterable[str]:
+        """The keys of ``data`` a login carries into the new session (but
+        never from one user to another).
+        """
+        return list(data) if self.carry_over_all else self.carry_over_keys
 
     def expires_at(self, created_at: datetime, now: datetime) -> datetime:
         """When a session created at ``created_at`` and used at ``now`` expires:

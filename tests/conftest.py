@@ -14,6 +14,7 @@ where that is a failure.
 
 from __future__ import annotations
 
+import logging
 import typing as t
 from pathlib import Path
 
@@ -35,7 +36,9 @@ from .helpers import Clock
 from .helpers import GunicornServer
 from .helpers import IN_CI
 from .helpers import LocalServer
+from .helpers import LoginApp
 from .helpers import make_engine
+from .helpers import make_login_app
 from .helpers import MARIADB_URL
 from .helpers import MariaDBDatabaseFactory
 from .helpers import MemoryBackend
@@ -278,3 +281,47 @@ def example_workers(pg_schemas: SchemaFactory, tmp_path: Path) -> t.Iterator[Gun
     }
     with GunicornServer(tmp_path, env, workers=4) as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty database on each SQL backend, for apps that make
+    their own engine (Flask-SQLAlchemy).
+    """
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'app.sqlite3'}"
+    factory = request.getfixturevalue(
+        "pg_schemas" if request.param == "postgresql" else "mariadb_databases"
+    )
+    factory.engine().dispose()
+    return str(factory.url_for_last())
+
+
+@pytest.fixture
+def login_app(empty_database_url: str, clock: Clock) -> t.Iterator[LoginApp]:
+    """A Flask-SQLAlchemy + Flask-Login app with its own ``users`` table
+    (string keys), and kitsession installed with ``db=``.
+    """
+    login_app = make_login_app(empty_database_url, clock=clock)
+    with login_app.app.app_context():
+        login_app.db.create_all()
+    yield login_app
+    with login_app.app.app_context():
+        login_app.db.drop_all()
+        login_app.db.engine.dispose()
+
+
+@pytest.fixture
+def keep_loggers() -> t.Iterator[None]:
+    """Undo what a logging.config.fileConfig() does to existing loggers (Flask-
+    Migrate's env.py disables them all), so later tests still see their logs.
+    """
+    loggers = [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    disabled = {logger: logger.disabled for logger in loggers}
+    yield
+    for logger, was_disabled in disabled.items():
+        logger.disabled = was_disabled

@@ -14,6 +14,7 @@ import threading
 import time
 import typing as t
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
@@ -28,6 +29,8 @@ from flask import jsonify
 from flask import request
 from flask import session
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
 
 from flask_kitsession import current_session
 from flask_kitsession import MemoryStore
@@ -41,6 +44,7 @@ from flask_kitsession.migrate import alembic_config
 from flask_kitsession.migrate import MigrationTarget
 from flask_kitsession.models import session_table
 from flask_kitsession.models import user_table
+from flask_kitsession.models import utc_now
 from flask_kitsession.stores.base import SessionRecord
 from flask_kitsession.stores.redis import _FIELDS as REDIS_FIELDS
 from flask_kitsession.stores.redis import _glob_escape as glob_escape
@@ -786,3 +790,100 @@ class GunicornServer:
             pid, status, method, path = line.split(" ", 3)
             lines.append((int(pid.strip("<>")), int(status), method, path))
         return lines
+
+
+@dataclass
+class LoginApp:
+    """A Flask-SQLAlchemy + Flask-Login app on kitsession, and its parts."""
+
+    app: Flask
+    db: t.Any
+    user_model: t.Any
+    kitsession: t.Any
+
+    def add_user(self, user_id: str, email: str) -> None:
+        with self.app.app_context():
+            self.db.session.add(
+                self.user_model(
+                    id=user_id, email=email, name=email.split("@")[0], password_hash="x"
+                )
+            )
+            self.db.session.commit()
+
+
+def make_login_app(
+    database_url: str,
+    *,
+    clock: t.Callable[[], datetime] | None = None,
+    config: dict[str, t.Any] | None = None,
+) -> LoginApp:
+    """An app as a Flask-Login user writes it; kitsession added with two lines."""
+    from flask_login import current_user
+    from flask_login import login_required
+    from flask_login import login_user
+    from flask_login import LoginManager
+    from flask_login import logout_user
+    from flask_login import UserMixin
+    from flask_sqlalchemy import SQLAlchemy
+
+    from flask_kitsession import KitSession
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=SECRET_KEY,
+        TESTING=True,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        **(config or {}),
+    )
+    db = SQLAlchemy(app)
+
+    class Member(UserMixin, db.Model):  # type: ignore[name-defined, misc]
+        __tablename__ = "users"
+        id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+        email: Mapped[str] = mapped_column(sa.String(255))
+        name: Mapped[str] = mapped_column(sa.String(80))
+        password_hash: Mapped[str] = mapped_column(sa.String(255))
+
+    login_manager = LoginManager(app)
+    kitsession = KitSession(app, db=db, user_model=Member, clock=clock or utc_now)
+    kitsession.init_login_manager(login_manager)
+
+    @app.post("/login/<user_id>")
+    def login(user_id: str) -> str:
+        remember = request.args.get("remember") == "1"
+        if request.args.get("permanent") == "1":
+            session.permanent = True
+        login_user(db.session.get(Member, user_id), remember=remember)
+        return "in"
+
+    @app.post("/logout")
+    def logout() -> str:
+        logout_user()
+        return "out"
+
+    @app.get("/profile")
+    @login_required
+    def profile() -> str:
+        return f"{current_user.name} <{current_user.email}>"
+
+    @app.get("/password-hash")
+    @login_required
+    def password_hash() -> str:
+        # Not loaded with the session: read through db.session on demand.
+        return str(current_user.password_hash)
+
+    @app.post("/set")
+    def set_value() -> t.Any:
+        for key, value in request.form.items():
+            session[key] = value
+        return jsonify(dict(session))
+
+    @app.get("/get")
+    def get_values() -> t.Any:
+        return jsonify(dict(session))
+
+    @app.post("/sign-out-others")
+    def sign_out_others() -> str:
+        return str(remove_all_sessions_for_user(current_session.user_id, current_session))
+
+    return LoginApp(app, db, Member, kitsession)

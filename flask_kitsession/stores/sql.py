@@ -130,6 +130,10 @@ class SQLAlchemyStore(SessionStore):
         By default every column whose name does not contain ``password``.
     :param orm_session: Returns the ORM session that users of a mapped
         ``user_model`` are attached to (see :mod:`flask_kitsession.users`).
+    :param metadata: Define the session table in this metadata (the app's
+        own, such as Flask-SQLAlchemy's ``db.metadata``, so that the app's
+        migrations include it) rather than in one of kitsession's. Needs
+        ``user_model``.
     :param serializer: See :class:`SessionStore`.
 
     .. versionadded:: 0.1
@@ -142,9 +146,15 @@ class SQLAlchemyStore(SessionStore):
         user_model: t.Any = None,
         user_fields: t.Sequence[str] | None = None,
         orm_session: t.Callable[[], t.Any] | None = None,
+        metadata: sa.MetaData | None = None,
         serializer: SessionSerializer | None = None,
     ) -> None:
         super().__init__(serializer=serializer)
+        if metadata is not None and user_model is None:
+            raise ValueError(
+                "A session table in the app's metadata links to the app's user model:"
+                " give user_model= (or KITSESSION_USER_MODEL) too."
+            )
         self.engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._dbapi: t.Any = engine.dialect.loaded_dbapi
@@ -158,7 +168,9 @@ class SQLAlchemyStore(SessionStore):
             self.user_key = models.user_table.c.id
         else:
             self.user_key = resolve_user_key(user_model)
-            self.metadata = sa.MetaData(naming_convention=models.NAMING_CONVENTION)
+            if metadata is None:
+                metadata = sa.MetaData(naming_convention=models.NAMING_CONVENTION)
+            self.metadata = metadata
             self.session_table = models.define_session_table(self.metadata, self.user_key)
             self.owns_user_table = False
         self.user_table: sa.Table = self.user_key.table

@@ -1,0 +1,1 @@
+"""Flask-Login's own test suite, run on kitsession (see ``run.py``)."""
