@@ -321,14 +321,10 @@ class RecordingMemoryStore(MemoryStore):
         return super().delete_all_for_user(user_id, keep=keep)
 
 
-class MemoryBackend(Backend):
-    name = "memory"
+class DictUsersBackend(Backend):
+    """A backend whose users live in a dict (stores without a user table)."""
 
-    def __init__(self) -> None:
-        self.users: dict[int, SessionUser] = {}
-        self.store: RecordingMemoryStore = RecordingMemoryStore(
-            user_loader=self._load_user, user_id_type=int
-        )
+    users: dict[int, SessionUser]
 
     def _load_user(self, user_id: t.Any) -> t.Any:
         return self.users.get(user_id)
@@ -339,9 +335,19 @@ class MemoryBackend(Backend):
         return user_id
 
     def delete_user(self, user_id: t.Any) -> None:
-        # What ON DELETE CASCADE does in SQL.
+        # What ON DELETE CASCADE does in SQL; an app without one does it itself.
         del self.users[user_id]
         self.store.delete_all_for_user(user_id)
+
+
+class MemoryBackend(DictUsersBackend):
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.users: dict[int, SessionUser] = {}
+        self.store: RecordingMemoryStore = RecordingMemoryStore(
+            user_loader=self._load_user, user_id_type=int
+        )
 
     def rows(self) -> list[dict[str, t.Any]]:
         store = self.store
@@ -412,7 +418,7 @@ class RecordingPipeline(redis.client.Pipeline):
         return result
 
 
-class RedisBackend(Backend):
+class RedisBackend(DictUsersBackend):
     """A RedisStore under a key prefix of its own; users kept in a dict, as
     an app would keep them in SQL.
     """
@@ -440,19 +446,6 @@ class RedisBackend(Backend):
         for script in scripts.values():
             # Loaded now, so that no recorded operation is a first-use SCRIPT LOAD.
             self.client.script_load(script.script)
-
-    def _load_user(self, user_id: t.Any) -> t.Any:
-        return self.users.get(user_id)
-
-    def add_user(self, email: str) -> t.Any:
-        user_id = len(self.users) + 1
-        self.users[user_id] = SessionUser(user_id, email, datetime.now(timezone.utc))
-        return user_id
-
-    def delete_user(self, user_id: t.Any) -> None:
-        # What ON DELETE CASCADE does in SQL; an app using Redis does it itself.
-        del self.users[user_id]
-        self.store.delete_all_for_user(user_id)
 
     def rows(self) -> list[dict[str, t.Any]]:
         admin = self.keyspace.admin

@@ -7,6 +7,7 @@ in :mod:`flask_kitsession.interface`, so every store behaves the same.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +55,13 @@ def user_id_from_data(data: t.Mapping[str, t.Any], keys: t.Sequence[str] = USER_
         if value is not None:
             return value
     return None
+
+
+#: What a store keeps of each session besides its id (and the user it loads):
+#: :class:`SessionRecord`'s fields, in order.
+STORED_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(SessionRecord) if f.name not in ("id", "user")
+)
 
 
 class _AllUsers:

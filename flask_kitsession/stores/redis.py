@@ -23,22 +23,13 @@ from ..serialization import SessionSerializer
 from .base import ALL_USERS
 from .base import SessionRecord
 from .base import SessionStore
+from .base import STORED_FIELDS
 
 if t.TYPE_CHECKING:
     import redis
 
 #: The hash fields of a session, in the order :meth:`RedisStore.get` reads them.
-_FIELDS = (
-    "data",
-    "user_id",
-    "created_at",
-    "updated_at",
-    "last_seen_at",
-    "expires_at",
-    "authenticated_at",
-    "user_agent",
-    "ip_address",
-)
+_FIELDS = STORED_FIELDS
 
 #: Fields an update writes; ``created_at`` and ``user_agent`` keep their values.
 _UPDATED_FIELDS = (

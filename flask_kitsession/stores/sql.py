@@ -23,22 +23,12 @@ from ._fastpath import FastStatement
 from .base import ALL_USERS
 from .base import SessionRecord
 from .base import SessionStore
+from .base import STORED_FIELDS
 
 logger = logging.getLogger("flask_kitsession")
 
 #: The session columns read with every session, in this order.
-_SESSION_FIELDS = (
-    "id",
-    "data",
-    "user_id",
-    "created_at",
-    "updated_at",
-    "last_seen_at",
-    "expires_at",
-    "authenticated_at",
-    "user_agent",
-    "ip_address",
-)
+_SESSION_FIELDS = ("id", *STORED_FIELDS)
 
 
 def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
