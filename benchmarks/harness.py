@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import statistics
 import time
@@ -88,13 +89,16 @@ def count_once(runner: Runner, settings: Settings) -> Counts:
     for _ in range(10):
         runner.setup()
         runner.check(runner.run())
+    redis_commands = 0
     for n in range(settings.counted):
         runner.setup()
         recorders = [QueryRecorder(engine) for engine in runner.stack.engines]
         for recorder in recorders:
             recorder.__enter__()
         try:
-            runner.check(runner.run())
+            with _counting_redis(runner.stack.redis) as counted_commands:
+                runner.check(runner.run())
+            redis_commands += counted_commands[0]
         finally:
             for recorder in recorders:
                 recorder.__exit__(None, None, None)
@@ -112,12 +116,35 @@ def count_once(runner: Runner, settings: Settings) -> Counts:
             if n == settings.counted - 1:
                 example.extend(recorder.statements)
     counted = settings.counted
+    if runner.stack.redis is not None:
+        # Each Redis command (a script run counts once) is a round trip too.
+        round_trips = (round_trips or 0) + redis_commands
     return Counts(
         statements / counted,
         writes / counted,
         None if round_trips is None else round_trips / counted,
         example,
     )
+
+
+@contextlib.contextmanager
+def _counting_redis(client: t.Any) -> t.Iterator[list[int]]:
+    """Count the commands a redis-py client sends (one round trip each)."""
+    count = [0]
+    if client is None:
+        yield count
+        return
+    original = client.execute_command
+
+    def execute_command(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        count[0] += 1
+        return original(*args, **kwargs)
+
+    client.execute_command = execute_command
+    try:
+        yield count
+    finally:
+        del client.execute_command
 
 
 def run(

@@ -13,6 +13,7 @@ from . import stacks
 FACTORIES = {
     "floor": stacks.floor,
     "kitsession": stacks.kitsession_sql,
+    "kitsession-redis": stacks.kitsession_redis,
     "flask-session": stacks.flask_session_login,
     "cookie": stacks.cookie_login,
 }

@@ -124,6 +124,8 @@ class Stack:
     #: Scenarios the stack can do at all.
     scenarios: frozenset[str]
     close: t.Callable[[], None] = field(default=lambda: None)
+    #: A Redis client whose commands are counted as round trips too.
+    redis: t.Any = None
 
 
 ALL_SCENARIOS = frozenset({"anon", "read", "write", "login", "logout", "sign-out-others"})
@@ -211,6 +213,42 @@ def kitsession_sql(database: Database) -> Stack:
 
     _kitsession_views(app, find_user)
     return Stack(f"kitsession ({database.kind})", app, [engine], ALL_SCENARIOS, engine.dispose)
+
+
+REDIS_URL = os.environ.get("KITSESSION_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def kitsession_redis(database: Database) -> Stack:
+    """kitsession with its RedisStore: sessions in Redis, users read from SQL."""
+    from flask_kitsession import RedisStore
+    from flask_kitsession import SQLAlchemyStore
+
+    engine = database.engine()
+    users = SQLAlchemyStore(engine, user_fields=["id", "email"])
+    prefix = f"kitsession_bench_{os.getpid()}_{secrets.token_hex(3)}:"
+    store = RedisStore.from_url(
+        REDIS_URL, prefix=prefix, user_loader=users.load_user, user_id_type=int
+    )
+    app = Flask("kitsession-redis")
+    app.config["SECRET_KEY"] = SECRET_KEY
+    KitSession(app, store=store)
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def find_user(user_id: int) -> t.Any:
+        with autocommit.connect() as connection:
+            return connection.execute(_user_row, {"id": user_id}).one()
+
+    _kitsession_views(app, find_user)
+
+    def close() -> None:
+        for key in store.client.scan_iter(match=prefix + "*", count=1000):
+            store.client.delete(key)
+        store.client.close()
+        engine.dispose()
+
+    return Stack(
+        f"kitsession + Redis ({database.kind})", app, [engine], ALL_SCENARIOS, close, store.client
+    )
 
 
 def kitsession_memory(database: Database | None = None) -> Stack:
@@ -313,6 +351,7 @@ def cookie_login(database: Database) -> Stack:
 SQL_STACKS: list[t.Callable[[Database], Stack]] = [
     floor,
     kitsession_sql,
+    kitsession_redis,
     flask_session_login,
     cookie_login,
 ]

@@ -34,7 +34,13 @@ def run_module(*args: str, timeout: int = 300) -> str:
 
 def test_benchmark_table(postgresql_server: str) -> None:
     table = run_module("benchmarks", "--smoke")
-    for stack in ("floor", "kitsession", "Flask-Session + Flask-Login", "cookie session"):
+    for stack in (
+        "floor",
+        "kitsession",
+        "kitsession + Redis",
+        "Flask-Session + Flask-Login",
+        "cookie session",
+    ):
         assert stack in table
     # The counts come from the driver; they are exact, so they are checked.
     for database in ("sqlite", "postgresql"):
@@ -72,5 +78,5 @@ def test_http_benchmark(postgresql_server: str) -> None:
         pytest.skip("wrk is not installed (apt-get install wrk)")
     table = run_module("benchmarks.http", "--seconds", "1", "--connections", "2")
     rows = [row for row in table.splitlines() if row.startswith("| postgresql |")]
-    assert len(rows) == 4, table
+    assert len(rows) == 5, table
     assert all(row.endswith("| 0 | 0 |") for row in rows), table
