@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                     except subprocess.TimeoutExpired:
                         os.killpg(server.pid, signal.SIGKILL)
                         server.wait()
+                    # Whatever the stack keeps outside the database (Redis keys) goes.
+                    FACTORIES[stack](Database(kind, database.url)).close()
                 print(
                     f"| {kind} | {stack} | {result['rps']:,.0f} | {result.get('p50_ms', 0):.2f}"
                     f" | {result.get('p99_ms', 0):.2f} | {result['non_2xx']:.0f}"

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import secrets
 import tempfile
@@ -225,7 +226,8 @@ def kitsession_redis(database: Database) -> Stack:
 
     engine = database.engine()
     users = SQLAlchemyStore(engine, user_fields=["id", "email"])
-    prefix = f"kitsession_bench_{os.getpid()}_{secrets.token_hex(3)}:"
+    # Named after the database, so that every worker of a server shares it.
+    prefix = f"kitsession_bench_{hashlib.sha256(database.url.encode()).hexdigest()[:12]}:"
     store = RedisStore.from_url(
         REDIS_URL, prefix=prefix, user_loader=users.load_user, user_id_type=int
     )

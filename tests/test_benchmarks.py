@@ -47,7 +47,7 @@ def test_benchmark_table(postgresql_server: str) -> None:
         [line] = [
             row
             for row in table.splitlines()
-            if row.startswith(f"| {database} | authenticated read | kitsession")
+            if row.startswith(f"| {database} | authenticated read | kitsession (")
         ]
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         statements, writes = cells[-3], cells[-2]
@@ -80,3 +80,4 @@ def test_http_benchmark(postgresql_server: str) -> None:
     rows = [row for row in table.splitlines() if row.startswith("| postgresql |")]
     assert len(rows) == 5, table
     assert all(row.endswith("| 0 | 0 |") for row in rows), table
+    assert "kitsession-redis" in table
