@@ -100,7 +100,7 @@ class KitSessionInterface(SessionInterface):
             # Like Flask's own session: without a secret key the session is a
             # NullSession that explains the problem when written to.
             return None
-        value = request.cookies.get(self.get_cookie_name(app))
+        value = _cookie_value(request.environ.get("HTTP_COOKIE"), self.get_cookie_name(app))
         if not value:
             return self.make_session()
         if self._skips_session(app, request):
@@ -142,7 +142,7 @@ class KitSessionInterface(SessionInterface):
             url_path = app.static_url_path if app.has_static_folder else None
             # "" for an app without static files: nothing is skipped.
             prefix = self._static_prefixes[app] = f"{url_path}/" if url_path else ""
-        return bool(prefix) and request.path.startswith(prefix)
+        return bool(prefix) and request.environ.get("PATH_INFO", "").startswith(prefix)
 
     # -- saving -----------------------------------------------------------------
 
@@ -335,16 +335,36 @@ class KitSessionInterface(SessionInterface):
         _vary_on_cookie(response)
 
 
+def _cookie_value(header: str | None, name: str) -> str | None:
+    """Return the value of the first cookie called ``name`` in a ``Cookie``
+    header, or ``None``.
+
+    Cheaper than parsing every cookie of the header into ``request.cookies``,
+    which every request with a cookie would pay for. A session cookie is a
+    signed token of URL-safe characters, never quoted: a quoted or otherwise
+    odd value comes back as it is and fails the signature check.
+    """
+    if not header or name not in header:
+        return None
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            return value.strip()
+    return None
+
+
 def _vary_on_cookie(response: Response) -> None:
     """Add ``Vary: Cookie``, as Flask's own session does when it is used.
 
     Cheaper than ``response.vary.add`` in the common cases (no ``Vary`` yet,
     or one that has ``Cookie`` already), which this runs on every request.
     """
-    vary = response.headers.get("Vary")
-    if not vary:
-        response.headers["Vary"] = "Cookie"
-    elif "cookie" not in vary.lower():
+    # getlist() rather than get(): Werkzeug's get() builds an exception for a
+    # missing header, which costs more than all of this.
+    varies = response.headers.getlist("Vary")
+    if not varies:
+        response.headers.add("Vary", "Cookie")
+    elif not any("cookie" in vary.lower() for vary in varies):
         response.vary.add("Cookie")
 
 

@@ -14,6 +14,12 @@ from .stores.base import user_id_from_data
 
 T = t.TypeVar("T")
 
+
+def _on_update(session: ServerSession) -> None:
+    session.modified = True
+    session.accessed = True
+
+
 #: ``_start_over`` reads the previous user from the data.
 _FROM_DATA: t.Any = object()
 
@@ -64,6 +70,31 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
     .. versionadded:: 0.1
     """
 
+    # What a request may change about the session's fate; class-level
+    # defaults, so that making a session (every request does) sets only what
+    # differs from them.
+
+    #: Set when the session must be deleted at the end of the request.
+    _delete = False
+    #: Set when the session must get a new token at the end of the request.
+    _rotate = False
+    #: The stored session a new session replaces (a login), if any.
+    _replaces: SessionRecord | None = None
+    #: Keys carried over into a new session (only ever replaced, never
+    #: changed in place), and whose session it was.
+    _carried: dict[str, t.Any] = {}
+    _previous_user_id: t.Any = None
+    #: Set when the user proved who they are again (a fresh login).
+    _reauthenticated = False
+    #: Set when the client sent a cookie that named no valid session.
+    _stale_cookie = False
+    #: Set when the session was not loaded and must not be saved.
+    _skip_save = False
+    #: The user, whose id it was loaded for, and whether it was attached.
+    _user: t.Any = None
+    _user_loaded_for: t.Any = None
+    _user_attached = False
+
     def __init__(
         self,
         initial: t.Mapping[str, t.Any] | None = None,
@@ -74,11 +105,7 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         load_user: t.Callable[[t.Any], t.Any] | None = None,
         attach_user: t.Callable[[t.Any], t.Any] | None = None,
     ) -> None:
-        def on_update(self: ServerSession) -> None:
-            self.modified = True
-            self.accessed = True
-
-        super().__init__(initial, on_update)
+        super().__init__(initial, _on_update)
         #: What the store holds for this session; ``None`` while it is new.
         self.record = record
         self.new = record is None
@@ -89,28 +116,9 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         self._user_id_from = user_id_from
         self._load_user = load_user
         self._attach_user = attach_user
-        self._user_attached = False
         if record is not None:
-            self._user: t.Any = record.user
-            self._user_loaded_for: t.Any = record.user_id
-        else:
-            self._user = None
-            self._user_loaded_for = None
-        #: Set when the session must be deleted at the end of the request.
-        self._delete = False
-        #: Set when the session must get a new token at the end of the request.
-        self._rotate = False
-        #: The stored session a new session replaces (a login), if any.
-        self._replaces: SessionRecord | None = None
-        #: Keys carried over into a new session, and whose session it was.
-        self._carried: dict[str, t.Any] = {}
-        self._previous_user_id: t.Any = None
-        #: Set when the user proved who they are again (a fresh login).
-        self._reauthenticated = False
-        #: Set when the client sent a cookie that named no valid session.
-        self._stale_cookie = False
-        #: Set when the session was not loaded and must not be saved.
-        self._skip_save = False
+            self._user = record.user
+            self._user_loaded_for = record.user_id
 
     # -- data access marks the session as accessed, like Flask's own ------------
 

@@ -66,7 +66,12 @@ class FastStatement:
         self.result_processors = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
-        self.has_result_processors = any(self.result_processors)
+        #: (column index, processor) of the columns that have a processor.
+        self.processed_columns = [
+            (index, processor)
+            for index, processor in enumerate(self.result_processors)
+            if processor is not None
+        ]
         self.dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
 
     @staticmethod
@@ -91,12 +96,12 @@ class FastStatement:
         row = self._run(values, fetch=True)
         if row is None:
             return None
-        if not self.has_result_processors:
+        if not self.processed_columns:
             return tuple(row)
-        return tuple(
-            processor(value) if processor is not None else value
-            for processor, value in zip(self.result_processors, row, strict=True)
-        )
+        processed = list(row)
+        for index, processor in self.processed_columns:
+            processed[index] = processor(processed[index])
+        return tuple(processed)
 
     def rowcount(self, values: dict[str, t.Any]) -> int:
         """Run the write and return how many rows it changed.

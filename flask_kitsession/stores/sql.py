@@ -257,27 +257,29 @@ class SQLAlchemyStore(SessionStore):
         try:
             yield
         except (sa_exc.DBAPIError, Disconnected, self._dbapi.Error) as e:
-            error = e.orig if isinstance(e, sa_exc.DBAPIError) and e.orig is not None else e
-            if isinstance(error, self._dbapi.IntegrityError):
-                text = str(error).lower()
-                if "foreign key" in text:
-                    raise UnknownUserError(
-                        f"Cannot {action}: the session names a user that does not exist"
-                        f" in table {self.user_table.name!r}."
-                    ) from e
-                if "unique" in text or "duplicate" in text:
-                    raise SessionExistsError(
-                        f"Cannot {action}: the session id exists already."
-                    ) from e
-            if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
-                logger.warning("Lost the connection to the session database: %s", error)
-            hint = ""
+            raise self._translate(action, e) from e
+
+    def _translate(self, action: str, e: Exception) -> Exception:
+        """Return kitsession's exception for a database error met doing ``action``."""
+        error = e.orig if isinstance(e, sa_exc.DBAPIError) and e.orig is not None else e
+        if isinstance(error, self._dbapi.IntegrityError):
             text = str(error).lower()
-            if "no such table" in text or "does not exist" in text or "doesn't exist" in text:
-                hint = " Create the tables with `flask kitsession db upgrade`."
-            raise StoreUnavailableError(
-                f"Cannot {action}: the session database failed: {error}.{hint}"
-            ) from e
+            if "foreign key" in text:
+                return UnknownUserError(
+                    f"Cannot {action}: the session names a user that does not exist"
+                    f" in table {self.user_table.name!r}."
+                )
+            if "unique" in text or "duplicate" in text:
+                return SessionExistsError(f"Cannot {action}: the session id exists already.")
+        if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+            logger.warning("Lost the connection to the session database: %s", error)
+        hint = ""
+        text = str(error).lower()
+        if "no such table" in text or "does not exist" in text or "doesn't exist" in text:
+            hint = " Create the tables with `flask kitsession db upgrade`."
+        return StoreUnavailableError(
+            f"Cannot {action}: the session database failed: {error}.{hint}"
+        )
 
     def _row_to_record(self, row: t.Sequence[t.Any]) -> SessionRecord:
         n = len(_SESSION_FIELDS)
@@ -315,8 +317,11 @@ class SQLAlchemyStore(SessionStore):
     # -- the contract ---------------------------------------------------------
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:
-        with self._errors("load the session"):
+        # Not "with self._errors(...)": every request comes here.
+        try:
             row = self._first("get", {"id": session_id, "now": now})
+        except (sa_exc.DBAPIError, Disconnected, self._dbapi.Error) as e:
+            raise self._translate("load the session", e) from e
         return None if row is None else self._row_to_record(row)
 
     def load_user(self, user_id: t.Any) -> t.Any:
