@@ -142,6 +142,7 @@ class KitSession:
             redis_url,
             prefix=app.config["KITSESSION_REDIS_PREFIX"],
             user_loader=sql_store.load_user,
+            user_attacher=sql_store.attach_user,
             user_id_type=sql_store.user_id_type,
         )
 

@@ -8,6 +8,8 @@ from flask.testing import FlaskClient
 from flask_kitsession.testing import QueryRecorder
 
 from .helpers import LoginApp
+from .helpers import make_login_app
+from .helpers import RedisKeyspace
 from .helpers import session_cookie
 from .helpers import SQLBackend
 
@@ -177,3 +179,30 @@ def test_login_manager_with_kitsessions_own_user_table(sql_backend: SQLBackend) 
     client: FlaskClient = app.test_client()
     client.post("/login")
     assert client.get("/me").text == "grace@example.com"
+
+
+def test_sessions_in_redis_users_from_the_apps_model(
+    empty_database_url: str, redis_keyspace: RedisKeyspace
+) -> None:
+    """KITSESSION_REDIS_URL with db=: sessions in Redis, current_user an
+    instance of the app's model attached to db.session.
+    """
+    prefix = redis_keyspace.new_prefix()
+    login_app = make_login_app(
+        empty_database_url,
+        config={"KITSESSION_REDIS_URL": redis_keyspace.url, "KITSESSION_REDIS_PREFIX": prefix},
+    )
+    with login_app.app.app_context():
+        login_app.db.create_all()
+    try:
+        login_app.add_user("u-1", "ada@example.com")
+        client = login_app.app.test_client()
+        client.post("/login/u-1")
+        assert client.get("/profile").text == "ada <ada@example.com>"
+        assert client.get("/password-hash").text == "x"  # loaded on demand
+        assert redis_keyspace.keys(prefix)
+    finally:
+        redis_keyspace.delete(prefix)
+        with login_app.app.app_context():
+            login_app.db.drop_all()
+            login_app.db.engine.dispose()

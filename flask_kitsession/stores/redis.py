@@ -232,6 +232,9 @@ class RedisStore(SessionStore):
 
     :param client: A :class:`redis.Redis` client; see :meth:`from_url`.
     :param prefix: Put before every key, to share a Redis database.
+    :param user_attacher: Prepares a loaded user for a request (attaches it
+        to the app's ORM session); :meth:`SQLAlchemyStore.attach_user` goes
+        with :meth:`SQLAlchemyStore.load_user`.
     :param user_loader: Returns the user for a user id, for ``session.user``;
         without it ``session.user`` is ``None``.
     :param user_id_type: The type of user ids (``int``, ``str``, ``uuid.UUID``),
@@ -251,12 +254,14 @@ class RedisStore(SessionStore):
         user_loader: t.Callable[[t.Any], t.Any] | None = None,
         user_id_type: type | None = None,
         serializer: SessionSerializer | None = None,
+        user_attacher: t.Callable[[t.Any], t.Any] | None = None,
     ) -> None:
         super().__init__(serializer=serializer)
         self._redis_error: type[Exception] = import_redis().RedisError
         self.client = client
         self.prefix = prefix
         self.user_loader = user_loader
+        self.user_attacher = user_attacher
         self.user_id_type = user_id_type
         # register_script only hashes the source: a script is sent to Redis
         # the first time it runs there, then called by its SHA-1.
@@ -277,6 +282,7 @@ class RedisStore(SessionStore):
         user_loader: t.Callable[[t.Any], t.Any] | None = None,
         user_id_type: type | None = None,
         serializer: SessionSerializer | None = None,
+        user_attacher: t.Callable[[t.Any], t.Any] | None = None,
         **client_options: t.Any,
     ) -> RedisStore:
         """Make a store with a new client for a Redis URL, such as
@@ -295,6 +301,7 @@ class RedisStore(SessionStore):
             user_loader=user_loader,
             user_id_type=user_id_type,
             serializer=serializer,
+            user_attacher=user_attacher,
         )
 
     # -- keys and values ------------------------------------------------------
@@ -377,6 +384,9 @@ class RedisStore(SessionStore):
         if self.user_loader is None or user_id is None:
             return None
         return self.user_loader(self.coerce_user_id(user_id))
+
+    def attach_user(self, user: t.Any) -> t.Any:
+        return user if self.user_attacher is None else self.user_attacher(user)
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:
         with self._errors("load the session"):
