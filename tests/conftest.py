@@ -48,6 +48,7 @@ from .helpers import SchemaFactory
 from .helpers import SECRET_KEY
 from .helpers import server_problem
 from .helpers import SQLBackend
+from .helpers import StoreSpec
 from .helpers import upgrade
 
 if t.TYPE_CHECKING:
@@ -169,6 +170,31 @@ def sql_backend(request: pytest.FixtureRequest) -> t.Iterator[SQLBackend]:
     sql.reset()
     yield sql
     sql.reset()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
+def shared_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> t.Iterator[tuple[StoreSpec, Backend]]:
+    """A new store that other processes can open too (the memory store cannot,
+    and MariaDB adds nothing here that PostgreSQL does not test).
+    """
+    if request.param == "redis":
+        redis_backend = RedisBackend(request.getfixturevalue("redis_keyspace"))
+        spec = StoreSpec("redis", redis_backend.keyspace.url, redis_backend.store.prefix)
+        yield spec, redis_backend
+        redis_backend.reset()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+        engine = create_store_engine(url)
+    else:
+        schemas: SchemaFactory = request.getfixturevalue("pg_schemas")
+        engine = schemas.engine()
+        url = schemas.url_for_last()
+    upgrade(engine)
+    yield StoreSpec(request.param, url), SQLBackend(request.param, engine)
+    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

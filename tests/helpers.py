@@ -786,3 +786,19 @@ class GunicornServer:
             pid, status, method, path = line.split(" ", 3)
             lines.append((int(pid.strip("<>")), int(status), method, path))
         return lines
+
+
+# -- one store, several processes ----------------------------------------------
+
+
+class StoreSpec(t.NamedTuple):
+    """How another process opens the same store as this one (picklable)."""
+
+    kind: str
+    url: str
+    prefix: str = ""
+
+    def open(self) -> SessionStore:
+        if self.kind == "redis":
+            return RedisStore.from_url(self.url, prefix=self.prefix, user_id_type=int)
+        return SQLAlchemyStore(create_store_engine(self.url))
