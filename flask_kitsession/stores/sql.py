@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import typing as t
 from datetime import datetime
 
@@ -46,7 +47,9 @@ def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
 
     On SQLite it turns on what the schema relies on and what concurrent
     requests need: foreign keys (so deleting a user deletes their sessions),
-    write-ahead logging and a busy timeout.
+    write-ahead logging and a busy timeout. On other databases, a pooled
+    connection that the server closed while it sat in the pool (a restart)
+    is replaced before use, without a round trip (see :func:`_replace_if_closed`).
 
     :param url: A SQLAlchemy database URL.
     :param options: Passed to :func:`sqlalchemy.create_engine`.
@@ -54,7 +57,52 @@ def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
     engine = sa.create_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+    else:
+        event.listen(engine, "checkout", _replace_if_closed)
     return engine
+
+
+def _replace_if_closed(dbapi_connection: t.Any, connection_record: t.Any, proxy: t.Any) -> None:
+    """Refuse a pooled connection that the server has closed meanwhile (a
+    restart, an administrator, an idle timeout), so that the pool hands out
+    a new one and no statement, a write included, meets a dead connection.
+
+    An idle connection has nothing to read; one the server closed has its
+    last message or the end of the stream waiting. Looking is a poll of the
+    socket, not a round trip (redis-py checks its pooled connections the
+    same way). SQLAlchemy replaces a connection whose checkout raises
+    :exc:`~sqlalchemy.exc.DisconnectionError`.
+    """
+    fd = _socket_of(dbapi_connection)
+    if fd is not None and _has_input(fd):
+        raise sa_exc.DisconnectionError("The database server closed this pooled connection.")
+
+
+def _socket_of(dbapi_connection: t.Any) -> int | None:
+    """The socket of a DBAPI connection: ``fileno()`` of psycopg and
+    psycopg2, ``_sock`` of PyMySQL; ``None`` for other drivers.
+    """
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None:
+        fileno = getattr(getattr(dbapi_connection, "_sock", None), "fileno", None)
+    if fileno is None:
+        return None
+    try:
+        fd = fileno()
+    except Exception:
+        # Closed already (drivers raise their own errors for that): the
+        # statement will fail and say so; nothing to look at here.
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+def _has_input(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def _configure_sqlite(dbapi_connection: t.Any, connection_record: t.Any) -> None:
