@@ -14,7 +14,9 @@ where that is a failure.
 
 from __future__ import annotations
 
+import secrets
 import typing as t
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_kitsession import KitSession
+from flask_kitsession import RedisStore
+from flask_kitsession import SQLAlchemyStore
 from flask_kitsession.stores.sql import create_store_engine
 
 from .helpers import add_views
@@ -49,6 +53,7 @@ from .helpers import SECRET_KEY
 from .helpers import server_problem
 from .helpers import SQLBackend
 from .helpers import StoreSpec
+from .helpers import TCPProxy
 from .helpers import upgrade
 
 if t.TYPE_CHECKING:
@@ -195,6 +200,58 @@ def shared_store(
     upgrade(engine)
     yield StoreSpec(request.param, url), SQLBackend(request.param, engine)
     engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "mariadb", "redis"])
+def proxied_backend(request: pytest.FixtureRequest) -> t.Iterator[tuple[Backend, TCPProxy]]:
+    """A backend whose store reaches its server through a :class:`TCPProxy`
+    that the test breaks at will (an outage, a restart), for this store's
+    connections only; the server itself is shared and never touched. The
+    backend's own checks (rows, users) go to the server directly.
+    """
+    kind = request.param
+    url = request.getfixturevalue(f"{kind}_server")
+    if kind == "redis":
+        parts = urllib.parse.urlsplit(url)
+        target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+    else:
+        server = sa.make_url(url)
+        target = (server.host or "127.0.0.1", server.port or {"postgresql": 5432}.get(kind, 3306))
+    with TCPProxy(target) as proxy:
+        if kind == "redis":
+            redis_backend = RedisBackend(request.getfixturevalue("redis_keyspace"))
+            proxied_url = urllib.parse.urlunsplit(parts._replace(netloc=f"127.0.0.1:{proxy.port}"))
+            redis_backend.store = RedisStore.from_url(
+                proxied_url,
+                prefix=redis_backend.store.prefix,
+                user_loader=redis_backend.users.get,
+                user_id_type=int,
+            )
+            yield redis_backend, proxy
+            redis_backend.store.close()
+            redis_backend.reset()
+            return
+        if kind == "postgresql":
+            schemas: SchemaFactory = request.getfixturevalue("pg_schemas")
+            proxied = schemas.engine(
+                url=server.set(host="127.0.0.1", port=proxy.port),
+                # So a test can end this engine's backends, and only them.
+                connect_args_extra={"application_name": f"kitsession-{secrets.token_hex(6)}"},
+            )
+            upgrade(proxied)
+            direct = create_store_engine(schemas.url_for_last())
+        else:
+            databases: MariaDBDatabaseFactory = request.getfixturevalue("mariadb_databases")
+            direct = databases.engine()
+            upgrade(direct)
+            proxied = create_store_engine(
+                sa.make_url(databases.url_for_last()).set(host="127.0.0.1", port=proxy.port)
+            )
+        sql = SQLBackend(kind, direct)
+        sql.store = SQLAlchemyStore(proxied)
+        yield sql, proxy
+        proxied.dispose()
+        direct.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
