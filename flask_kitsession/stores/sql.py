@@ -196,6 +196,14 @@ class SQLAlchemyStore(SessionStore):
         self.engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._dbapi: t.Any = engine.dialect.loaded_dbapi
+        # MySQL/MariaDB lock ranges (InnoDB), which cleanup must avoid: see
+        # purge_expired.
+        self._locks_ranges = engine.dialect.name in ("mysql", "mariadb")
+        self._purging = (
+            engine.execution_options(isolation_level="READ COMMITTED")
+            if self._locks_ranges
+            else engine
+        )
 
         if user_model is None:
             #: The metadata that holds :attr:`session_table` (and the default user table).
@@ -470,24 +478,35 @@ class SQLAlchemyStore(SessionStore):
     def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
         s = self.session_table
         cutoff = models.database_now() if now is None else now
-        # The inner SELECT is wrapped in a derived table for MySQL/MariaDB, which
-        # refuse LIMIT in an IN subquery on the table being deleted from.
-        # SKIP LOCKED lets two servers clean up at once without waiting.
-        expired = (
+        # Each batch picks expired sessions, then deletes those by primary
+        # key, checking expires_at again: a session saved meanwhile stays.
+        # No request ever waits for cleanup, so the two cannot deadlock:
+        # - PostgreSQL locks only the rows picked (SKIP LOCKED: two servers
+        #   clean up at once without waiting for each other; SQLite ignores it).
+        # - InnoDB would also lock the entry after the range, a live session,
+        #   even in READ COMMITTED; and it may run a DELETE as a scan of the
+        #   whole table, which under REPEATABLE READ locks every session (a
+        #   single DELETE ... WHERE id IN (SELECT ...) always did). So there
+        #   the pick is a plain read, and the DELETE runs in READ COMMITTED,
+        #   which keeps only the locks of the rows it deletes.
+        pick = (
             sa.select(s.c.id)
             .where(s.c.expires_at <= cutoff)
             .order_by(s.c.expires_at)
             .limit(batch_size)
-            .with_for_update(skip_locked=True)
-            .subquery("expired")
         )
-        statement = sa.delete(s).where(s.c.id.in_(sa.select(expired.c.id)))
+        if not self._locks_ranges:
+            pick = pick.with_for_update(skip_locked=True)
+        delete = sa.delete(s).where(
+            s.c.id.in_(sa.bindparam("ids", expanding=True)), s.c.expires_at <= cutoff
+        )
         deleted = 0
         while True:
-            with self._errors("delete expired sessions"), self.engine.begin() as conn:
-                count = conn.execute(statement).rowcount
-            deleted += count
-            if count < batch_size:
+            with self._errors("delete expired sessions"), self._purging.begin() as conn:
+                ids = conn.execute(pick).scalars().all()
+                if ids:
+                    deleted += conn.execute(delete, {"ids": ids}).rowcount
+            if len(ids) < batch_size:
                 return deleted
 
     def close(self) -> None:
