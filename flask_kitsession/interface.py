@@ -164,6 +164,11 @@ class KitSessionInterface(SessionInterface):
             return
         if session.accessed:
             _vary_on_cookie(response)
+        if response.status_code >= 500:
+            # The request failed (Flask saves the session on its error page
+            # too): what it changed before failing is not kept, as Django
+            # does. The session stays as it was stored before the request.
+            return
         try:
             self._save(app, session, response)
         except StoreUnavailableError as e:
