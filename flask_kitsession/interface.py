@@ -93,6 +93,7 @@ class KitSessionInterface(SessionInterface):
             user_id_from=self.store.user_id_from,
             load_user=self.store.load_user,
             attach_user=self.store.attach_user,
+            check_value=self.store.serializer.check_value,
         )
 
     def open_session(self, app: Flask, request: Request) -> ServerSession | None:

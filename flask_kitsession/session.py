@@ -60,6 +60,9 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         is linked to a user that was not loaded with it.
     :param attach_user: Prepares the user the first time :attr:`user` is
         read (attaches it to the app's ORM session).
+    :param check_value: Called with each key and value assigned (``[]=``,
+        ``update``, ``setdefault``); raises if the value could never be
+        stored, so the error points at the assignment.
 
     .. versionadded:: 0.1
     """
@@ -73,6 +76,7 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         user_id_from: t.Callable[[t.Mapping[str, t.Any]], t.Any] | None = None,
         load_user: t.Callable[[t.Any], t.Any] | None = None,
         attach_user: t.Callable[[t.Any], t.Any] | None = None,
+        check_value: t.Callable[[str, t.Any], None] | None = None,
     ) -> None:
         def on_update(self: ServerSession) -> None:
             self.modified = True
@@ -89,6 +93,7 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         self._user_id_from = user_id_from
         self._load_user = load_user
         self._attach_user = attach_user
+        self._check_value = check_value
         self._user_attached = False
         if record is not None:
             self._user: t.Any = record.user
@@ -124,7 +129,23 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
 
     def setdefault(self, key: str, default: t.Any = None) -> t.Any:
         self.accessed = True
+        if self._check_value is not None and key not in self:
+            self._check_value(key, default)
         return super().setdefault(key, default)
+
+    # -- values that could never be stored are refused where they are set --------
+
+    def __setitem__(self, key: str, value: t.Any) -> None:
+        if self._check_value is not None:
+            self._check_value(key, value)
+        super().__setitem__(key, value)
+
+    def update(self, *args: t.Any, **kwargs: t.Any) -> None:
+        values = dict(*args, **kwargs)
+        if self._check_value is not None:
+            for key, value in values.items():
+                self._check_value(key, value)
+        super().update(values)
 
     # -- what the store knows -------------------------------------------------
 
