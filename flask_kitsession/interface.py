@@ -231,6 +231,8 @@ class KitSessionInterface(SessionInterface):
         """
         now = self.clock()
         user_id = self.store.user_id_from(session)
+        if user_id is not None:
+            self.store.check_user(user_id)
         record = SessionRecord(
             id=session.id,
             data=dict(session),
@@ -264,6 +266,7 @@ class KitSessionInterface(SessionInterface):
         elif user_id == old.user_id:
             authenticated_at = old.authenticated_at
         else:
+            self.store.check_user(user_id)
             authenticated_at = now
         previous_id = token = None
         session_id = old.id

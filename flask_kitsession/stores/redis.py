@@ -19,6 +19,7 @@ from datetime import timezone
 
 from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
+from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
 from .base import ALL_USERS
 from .base import SessionRecord
@@ -386,6 +387,13 @@ class RedisStore(SessionStore):
         if self.user_loader is None or user_id is None:
             return None
         return self.user_loader(self.coerce_user_id(user_id))
+
+    def check_user(self, user_id: t.Any) -> None:
+        """See :meth:`SessionStore.check_user`: asks ``user_loader``, if any."""
+        if self.user_loader is not None and self.load_user(user_id) is None:
+            raise UnknownUserError(
+                f"The session names user {user_id!r}, whom user_loader does not find."
+            )
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:
         with self._errors("load the session"):

@@ -306,8 +306,12 @@ class SQLAlchemyStore(SessionStore):
     # -- helpers ------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _errors(self, action: str) -> t.Iterator[None]:
-        """Turn database errors into kitsession's own exceptions."""
+    def _errors(self, action: str, *, user_id: t.Any = None) -> t.Iterator[None]:
+        """Turn database errors into kitsession's own exceptions.
+
+        :param user_id: The user the written session names, for the error
+            when the database knows no such user.
+        """
         try:
             yield
         except (sa_exc.DBAPIError, Disconnected, self._dbapi.Error) as e:
@@ -316,8 +320,8 @@ class SQLAlchemyStore(SessionStore):
                 text = str(error).lower()
                 if "foreign key" in text:
                     raise UnknownUserError(
-                        f"Cannot {action}: the session names a user that does not exist"
-                        f" in table {self.user_table.name!r}."
+                        f"Cannot {action}: the session names user {user_id!r}, who does"
+                        f" not exist in table {self.user_table.name!r}."
                     ) from e
                 if "unique" in text or "duplicate" in text:
                     raise SessionExistsError(
@@ -397,7 +401,7 @@ class SQLAlchemyStore(SessionStore):
             "user_agent": record.user_agent,
             "ip_address": record.ip_address,
         }
-        with self._errors("store the session"):
+        with self._errors("store the session", user_id=row["user_id"]):
             if replaces is None:
                 self._write("insert", row)
                 return
@@ -413,7 +417,7 @@ class SQLAlchemyStore(SessionStore):
         if previous_id is not None and previous_id != record.id:
             values["v_id"] = record.id
             name = "update_renaming"
-        with self._errors("save the session"):
+        with self._errors("save the session", user_id=values["v_user_id"]):
             return self._write(name, values) > 0
 
     def touch(
