@@ -28,6 +28,8 @@ from flask.testing import FlaskClient
 from flask_kitsession import KitSession
 from flask_kitsession import RedisStore
 from flask_kitsession import SQLAlchemyStore
+from flask_kitsession.models import user_table
+from flask_kitsession.models import utc_now
 from flask_kitsession.stores.sql import create_store_engine
 
 from .helpers import add_views
@@ -51,6 +53,8 @@ from .helpers import RedisKeyspace
 from .helpers import SchemaFactory
 from .helpers import SECRET_KEY
 from .helpers import server_problem
+from .helpers import Soak
+from .helpers import soak_seconds
 from .helpers import SQLBackend
 from .helpers import StoreSpec
 from .helpers import TCPProxy
@@ -361,3 +365,31 @@ def example_workers(pg_schemas: SchemaFactory, tmp_path: Path) -> t.Iterator[Gun
     }
     with GunicornServer(tmp_path, env, workers=4) as server:
         yield server
+
+
+@pytest.fixture
+def soak(pg_schemas: SchemaFactory, tmp_path: Path) -> t.Iterator[Soak]:
+    """The soak app (tests/soak_app.py) under gunicorn, 4 worker processes,
+    on a PostgreSQL schema of this test run with its tables and 8 users;
+    its connections carry an application_name of their own.
+    """
+    seconds = soak_seconds()
+    engine = pg_schemas.engine()
+    upgrade(engine)
+    with engine.begin() as connection:
+        user_ids = [
+            connection.execute(
+                user_table.insert().values(email=f"soak{n}@example.com", created_at=utc_now())
+            ).inserted_primary_key[0]  # type: ignore[index]
+            for n in range(8)
+        ]
+    name = f"kitsession-soak-{secrets.token_hex(4)}"
+    env = {
+        "KITSESSION_DATABASE_URL": f"{pg_schemas.url_for_last()}&application_name={name}",
+        "FLASK_SECRET_KEY": SECRET_KEY,
+    }
+    with GunicornServer(
+        tmp_path, env, workers=4, max_seconds=int(seconds) + 90, app="tests.soak_app:create_app()"
+    ) as server:
+        yield Soak(server, engine, name, user_ids)
+    engine.dispose()

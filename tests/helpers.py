@@ -663,7 +663,8 @@ class LocalServer:
 
 
 class GunicornServer:
-    """The example app under gunicorn with several worker processes, on 127.0.0.1.
+    """An app (the example app by default) under gunicorn with several worker
+    processes, on 127.0.0.1.
 
     gunicorn runs under ``timeout(1)``, in its own process group, so it stops
     by itself after ``max_seconds`` even if the test run is killed; leaving
@@ -672,6 +673,7 @@ class GunicornServer:
 
     :param directory: Where the logs go.
     :param env: Environment variables for the app (database URL, secret key).
+    :param app: What gunicorn serves; its ``/`` must answer 200.
     """
 
     def __init__(
@@ -682,6 +684,7 @@ class GunicornServer:
         workers: int = 4,
         threads: int = 1,
         max_seconds: int = 100,
+        app: str = "example_app:create_app()",
     ) -> None:
         self.workers = workers
         self.error_log = directory / "gunicorn-error.log"
@@ -705,7 +708,7 @@ class GunicornServer:
             f"--access-logfile={self.access_log}",
             "--access-logformat=%(p)s %(s)s %(m)s %(U)s",
             "--capture-output",
-            "example_app:create_app()",
+            app,
         ]
         self.env = {**os.environ, **env}
         self.process: subprocess.Popen[bytes] | None = None
@@ -981,3 +984,19 @@ class StoreSpec(t.NamedTuple):
         if self.kind == "redis":
             return RedisStore.from_url(self.url, prefix=self.prefix, user_id_type=int)
         return SQLAlchemyStore(create_store_engine(self.url))
+
+
+class Soak(t.NamedTuple):
+    """The soak app under gunicorn, and what the test checks it with."""
+
+    server: GunicornServer
+    #: Straight to the app's schema, for the rows and the connection count.
+    engine: sa.Engine
+    #: The application_name of every connection the workers open.
+    application_name: str
+    user_ids: list[int]
+
+
+def soak_seconds() -> float:
+    """How long the soak runs: ``KITSESSION_SOAK_SECONDS``, 20 by default."""
+    return float(os.environ.get("KITSESSION_SOAK_SECONDS", "20"))
