@@ -93,6 +93,7 @@ class KitSessionInterface(SessionInterface):
             user_id_from=self.store.user_id_from,
             load_user=self.store.load_user,
             attach_user=self.store.attach_user,
+            check_value=self.store.serializer.check_value,
         )
 
     def open_session(self, app: Flask, request: Request) -> ServerSession | None:
@@ -164,6 +165,11 @@ class KitSessionInterface(SessionInterface):
             return
         if session.accessed:
             _vary_on_cookie(response)
+        if response.status_code >= 500:
+            # The request failed (Flask saves the session on its error page
+            # too): what it changed before failing is not kept, as Django
+            # does. The session stays as it was stored before the request.
+            return
         try:
             self._save(app, session, response)
         except StoreUnavailableError as e:
@@ -225,6 +231,8 @@ class KitSessionInterface(SessionInterface):
         """
         now = self.clock()
         user_id = self.store.user_id_from(session)
+        if user_id is not None:
+            self.store.check_user(user_id)
         record = SessionRecord(
             id=session.id,
             data=dict(session),
@@ -258,6 +266,7 @@ class KitSessionInterface(SessionInterface):
         elif user_id == old.user_id and not session._reauthenticated:
             authenticated_at = old.authenticated_at
         else:
+            self.store.check_user(user_id)
             authenticated_at = now
         previous_id = token = None
         session_id = old.id

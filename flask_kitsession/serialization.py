@@ -59,6 +59,34 @@ class SessionSerializer:
             )
         return value, text
 
+    def check_value(self, key: t.Any, value: t.Any) -> None:
+        """Raise :exc:`SessionDataError` now if ``session[key] = value`` could
+        never be stored: a key that is not a string, a value that is not
+        JSON (or a tag), or one larger alone than :attr:`max_size`.
+
+        The session calls it on every assignment, so the error points at the
+        line that made the mistake. :meth:`dump` still checks the whole data
+        when it is saved (a value changed in place, the total size).
+        """
+        if not isinstance(key, str):
+            raise SessionDataError(
+                f"Session keys must be strings, got {key!r} ({type(key).__name__})."
+            )
+        try:
+            text = json.dumps(self._tagger.tag(value), separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise SessionDataError(
+                f"session[{key!r}] cannot be stored as JSON: {e}. Session values"
+                " must be JSON types (or tuples, bytes, datetimes, UUIDs, Markup)."
+            ) from e
+        if self.max_size is not None and len(text) > self.max_size:
+            raise SessionDataError(
+                f"session[{key!r}] is {len(text)} characters of JSON, more than the"
+                f" limit of {self.max_size} for the whole session"
+                " (KITSESSION_MAX_DATA_SIZE). Keep large data in your own tables"
+                " and only its key in the session."
+            )
+
     def dumps(self, data: t.Mapping[str, t.Any]) -> str:
         """Return the compact JSON text of ``data`` (see :meth:`dump`)."""
         return self.dump(data)[1]

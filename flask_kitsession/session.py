@@ -66,6 +66,9 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         is linked to a user that was not loaded with it.
     :param attach_user: Prepares the user the first time :attr:`user` is
         read (attaches it to the app's ORM session).
+    :param check_value: Called with each key and value assigned (``[]=``,
+        ``update``, ``setdefault``); raises if the value could never be
+        stored, so the error points at the assignment.
 
     .. versionadded:: 0.1
     """
@@ -104,6 +107,7 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         user_id_from: t.Callable[[t.Mapping[str, t.Any]], t.Any] | None = None,
         load_user: t.Callable[[t.Any], t.Any] | None = None,
         attach_user: t.Callable[[t.Any], t.Any] | None = None,
+        check_value: t.Callable[[str, t.Any], None] | None = None,
     ) -> None:
         super().__init__(initial, _on_update)
         #: What the store holds for this session; ``None`` while it is new.
@@ -116,6 +120,7 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
         self._user_id_from = user_id_from
         self._load_user = load_user
         self._attach_user = attach_user
+        self._check_value = check_value
         if record is not None:
             self._user = record.user
             self._user_loaded_for = record.user_id
@@ -132,7 +137,23 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
 
     def setdefault(self, key: str, default: t.Any = None) -> t.Any:
         self.accessed = True
+        if self._check_value is not None and key not in self:
+            self._check_value(key, default)
         return super().setdefault(key, default)
+
+    # -- values that could never be stored are refused where they are set --------
+
+    def __setitem__(self, key: str, value: t.Any) -> None:
+        if self._check_value is not None:
+            self._check_value(key, value)
+        super().__setitem__(key, value)
+
+    def update(self, *args: t.Any, **kwargs: t.Any) -> None:
+        values = dict(*args, **kwargs)
+        if self._check_value is not None:
+            for key, value in values.items():
+                self._check_value(key, value)
+        super().update(values)
 
     # -- what the store knows -------------------------------------------------
 

@@ -15,7 +15,9 @@ where that is a failure.
 from __future__ import annotations
 
 import logging
+import secrets
 import typing as t
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_kitsession import KitSession
+from flask_kitsession import RedisStore
+from flask_kitsession import SQLAlchemyStore
+from flask_kitsession.models import user_table
+from flask_kitsession.models import utc_now
 from flask_kitsession.stores.sql import create_store_engine
 
 from .helpers import add_views
@@ -50,7 +56,11 @@ from .helpers import RedisKeyspace
 from .helpers import SchemaFactory
 from .helpers import SECRET_KEY
 from .helpers import server_problem
+from .helpers import Soak
+from .helpers import soak_seconds
 from .helpers import SQLBackend
+from .helpers import StoreSpec
+from .helpers import TCPProxy
 from .helpers import upgrade
 
 if t.TYPE_CHECKING:
@@ -172,6 +182,83 @@ def sql_backend(request: pytest.FixtureRequest) -> t.Iterator[SQLBackend]:
     sql.reset()
     yield sql
     sql.reset()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
+def shared_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> t.Iterator[tuple[StoreSpec, Backend]]:
+    """A new store that other processes can open too (the memory store cannot,
+    and MariaDB adds nothing here that PostgreSQL does not test).
+    """
+    if request.param == "redis":
+        redis_backend = RedisBackend(request.getfixturevalue("redis_keyspace"))
+        spec = StoreSpec("redis", redis_backend.keyspace.url, redis_backend.store.prefix)
+        yield spec, redis_backend
+        redis_backend.reset()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+        engine = create_store_engine(url)
+    else:
+        schemas: SchemaFactory = request.getfixturevalue("pg_schemas")
+        engine = schemas.engine()
+        url = schemas.url_for_last()
+    upgrade(engine)
+    yield StoreSpec(request.param, url), SQLBackend(request.param, engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "mariadb", "redis"])
+def proxied_backend(request: pytest.FixtureRequest) -> t.Iterator[tuple[Backend, TCPProxy]]:
+    """A backend whose store reaches its server through a :class:`TCPProxy`
+    that the test breaks at will (an outage, a restart), for this store's
+    connections only; the server itself is shared and never touched. The
+    backend's own checks (rows, users) go to the server directly.
+    """
+    kind = request.param
+    url = request.getfixturevalue(f"{kind}_server")
+    if kind == "redis":
+        parts = urllib.parse.urlsplit(url)
+        target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+    else:
+        server = sa.make_url(url)
+        target = (server.host or "127.0.0.1", server.port or {"postgresql": 5432}.get(kind, 3306))
+    with TCPProxy(target) as proxy:
+        if kind == "redis":
+            redis_backend = RedisBackend(request.getfixturevalue("redis_keyspace"))
+            proxied_url = urllib.parse.urlunsplit(parts._replace(netloc=f"127.0.0.1:{proxy.port}"))
+            redis_backend.store = RedisStore.from_url(
+                proxied_url,
+                prefix=redis_backend.store.prefix,
+                user_loader=redis_backend.users.get,
+                user_id_type=int,
+            )
+            yield redis_backend, proxy
+            redis_backend.store.close()
+            redis_backend.reset()
+            return
+        if kind == "postgresql":
+            schemas: SchemaFactory = request.getfixturevalue("pg_schemas")
+            proxied = schemas.engine(
+                url=server.set(host="127.0.0.1", port=proxy.port),
+                # So a test can end this engine's backends, and only them.
+                connect_args_extra={"application_name": f"kitsession-{secrets.token_hex(6)}"},
+            )
+            upgrade(proxied)
+            direct = create_store_engine(schemas.url_for_last())
+        else:
+            databases: MariaDBDatabaseFactory = request.getfixturevalue("mariadb_databases")
+            direct = databases.engine()
+            upgrade(direct)
+            proxied = create_store_engine(
+                sa.make_url(databases.url_for_last()).set(host="127.0.0.1", port=proxy.port)
+            )
+        sql = SQLBackend(kind, direct)
+        sql.store = SQLAlchemyStore(proxied)
+        yield sql, proxy
+        proxied.dispose()
+        direct.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -325,3 +412,31 @@ def keep_loggers() -> t.Iterator[None]:
     yield
     for logger, was_disabled in disabled.items():
         logger.disabled = was_disabled
+
+
+@pytest.fixture
+def soak(pg_schemas: SchemaFactory, tmp_path: Path) -> t.Iterator[Soak]:
+    """The soak app (tests/soak_app.py) under gunicorn, 4 worker processes,
+    on a PostgreSQL schema of this test run with its tables and 8 users;
+    its connections carry an application_name of their own.
+    """
+    seconds = soak_seconds()
+    engine = pg_schemas.engine()
+    upgrade(engine)
+    with engine.begin() as connection:
+        user_ids = [
+            connection.execute(
+                user_table.insert().values(email=f"soak{n}@example.com", created_at=utc_now())
+            ).inserted_primary_key[0]  # type: ignore[index]
+            for n in range(8)
+        ]
+    name = f"kitsession-soak-{secrets.token_hex(4)}"
+    env = {
+        "KITSESSION_DATABASE_URL": f"{pg_schemas.url_for_last()}&application_name={name}",
+        "FLASK_SECRET_KEY": SECRET_KEY,
+    }
+    with GunicornServer(
+        tmp_path, env, workers=4, max_seconds=int(seconds) + 90, app="tests.soak_app:create_app()"
+    ) as server:
+        yield Soak(server, engine, name, user_ids)
+    engine.dispose()

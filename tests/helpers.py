@@ -137,8 +137,15 @@ class SchemaFactory:
                 connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
     def engine(
-        self, *, connect_args_extra: dict[str, t.Any] | None = None, **options: t.Any
+        self,
+        *,
+        connect_args_extra: dict[str, t.Any] | None = None,
+        url: str | sa.URL | None = None,
+        **options: t.Any,
     ) -> sa.Engine:
+        """An engine on a new schema; ``url`` reaches the server another way
+        (through a proxy, say).
+        """
         name = f"kitsession_test_{self.run_id}_{len(self.schemas)}"
         with self.admin.begin() as connection:
             connection.execute(sa.text(f'CREATE SCHEMA "{name}"'))
@@ -146,7 +153,7 @@ class SchemaFactory:
         # prepare_threshold=None: psycopg sends every statement's text, so
         # QueryRecorder can name what each request ran.
         return create_store_engine(
-            self.url,
+            self.url if url is None else url,
             connect_args={
                 "options": f"-csearch_path={name}",
                 "prepare_threshold": None,
@@ -653,7 +660,8 @@ class LocalServer:
 
 
 class GunicornServer:
-    """The example app under gunicorn with several worker processes, on 127.0.0.1.
+    """An app (the example app by default) under gunicorn with several worker
+    processes, on 127.0.0.1.
 
     gunicorn runs under ``timeout(1)``, in its own process group, so it stops
     by itself after ``max_seconds`` even if the test run is killed; leaving
@@ -662,6 +670,7 @@ class GunicornServer:
 
     :param directory: Where the logs go.
     :param env: Environment variables for the app (database URL, secret key).
+    :param app: What gunicorn serves; its ``/`` must answer 200.
     """
 
     def __init__(
@@ -672,6 +681,7 @@ class GunicornServer:
         workers: int = 4,
         threads: int = 1,
         max_seconds: int = 100,
+        app: str = "example_app:create_app()",
     ) -> None:
         self.workers = workers
         self.error_log = directory / "gunicorn-error.log"
@@ -695,7 +705,7 @@ class GunicornServer:
             f"--access-logfile={self.access_log}",
             "--access-logformat=%(p)s %(s)s %(m)s %(U)s",
             "--capture-output",
-            "example_app:create_app()",
+            app,
         ]
         self.env = {**os.environ, **env}
         self.process: subprocess.Popen[bytes] | None = None
@@ -880,3 +890,207 @@ def make_login_app(
         return str(remove_all_sessions_for_user(current_session.user_id, current_session))
 
     return LoginApp(app, db, Member, kitsession)
+
+
+# -- faults between the app and its database ----------------------------------
+
+
+class TCPProxy:
+    """Forwards 127.0.0.1:<port> to a server, and fails on demand: what a
+    database restart or outage looks like to the app, for this proxy's
+    connections only (the server itself is shared and never touched).
+
+    - :meth:`drop_connections`: every open connection is reset (as when the
+      server restarts and its backends die); new ones are accepted.
+    - :meth:`stop`: the same, and new connections are refused (the server is
+      down, or the port is closed) until :meth:`start`.
+
+    Bounded like every server a test starts: it stops by itself after
+    ``max_seconds``. Connections are pumped by daemon threads.
+
+    :param target: ``(host, port)`` of the server.
+    """
+
+    def __init__(self, target: tuple[str, int], *, max_seconds: float = 300) -> None:
+        import socket
+
+        self._socket = socket
+        self.target = target
+        self.port = 0
+        #: How many connections it has accepted so far.
+        self.accepted = 0
+        #: How many connections the server has ended (an orderly close).
+        self.closed_by_server = 0
+        self._upstreams: set[t.Any] = set()
+        self._lock = threading.Lock()
+        self._open: set[t.Any] = set()
+        #: Sockets whose incoming direction has ended in an orderly way.
+        self._ended: dict[t.Any, bool] = {}
+        self._listener: t.Any = None
+        self._accepting: threading.Thread | None = None
+        self._timer = threading.Timer(max_seconds, self.stop)
+        self._timer.daemon = True
+
+    def __enter__(self) -> TCPProxy:
+        self.start()
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        self.stop()
+
+    def start(self) -> None:
+        """Listen (again, on the same port) and forward what arrives."""
+        socket = self._socket
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.1)
+        self.port = listener.getsockname()[1]
+        with self._lock:
+            self._listener = listener
+        self._accepting = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._accepting.start()
+
+    def stop(self) -> None:
+        """Refuse new connections and reset the open ones."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        if self._accepting is not None:
+            self._accepting.join(timeout=5)
+            self._accepting = None
+        self.drop_connections()
+
+    def drop_connections(self) -> int:
+        """Reset every open connection; return how many there were."""
+        with self._lock:
+            sockets, self._open = self._open, set()
+            self._ended.clear()
+            self._upstreams.clear()
+        for sock in sockets:
+            self._reset(sock)
+        return len(sockets) // 2
+
+    def wait_for_server_closes(self, count: int, timeout: float = 10) -> None:
+        """Wait until the server has closed ``count`` connections in all
+        (and the proxy has passed each close on to the client).
+        """
+        deadline = time.monotonic() + timeout
+        while self.closed_by_server < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server closed {self.closed_by_server} of {count}")
+            time.sleep(0.005)
+
+    def _reset(self, sock: t.Any) -> None:
+        import struct
+
+        socket = self._socket
+        with contextlib.suppress(OSError):
+            # Linger 0: close with RST, as a dead server's kernel answers.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            sock.close()
+
+    def _accept(self, listener: t.Any) -> None:
+        socket = self._socket
+        while True:
+            with self._lock:
+                if self._listener is not listener:
+                    return
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                self._reset(client)
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                if self._listener is not listener:
+                    self._reset(client)
+                    self._reset(upstream)
+                    return
+                self._open.update((client, upstream))
+                self._upstreams.add(upstream)
+                self.accepted += 1
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: t.Any, sink: t.Any) -> None:
+        socket = self._socket
+        try:
+            while True:
+                chunk = source.recv(65536)
+                if not chunk:
+                    break
+                sink.sendall(chunk)
+        except OSError:
+            # A reset on one side resets the other, as through a real network.
+            with self._lock:
+                for sock in (source, sink):
+                    self._open.discard(sock)
+                    self._upstreams.discard(sock)
+            self._reset(source)
+            self._reset(sink)
+            return
+        # An orderly end on one side is passed on as one (the server's last
+        # message must still arrive); the other direction ends by itself.
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+        with self._lock:
+            self._ended[source] = True
+            if source in self._upstreams:
+                self._upstreams.discard(source)
+                self.closed_by_server += 1
+            both = self._ended.get(sink, False)
+            if both:
+                for sock in (source, sink):
+                    self._open.discard(sock)
+                    self._ended.pop(sock, None)
+        if both:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+# -- one store, several processes ----------------------------------------------
+
+
+class StoreSpec(t.NamedTuple):
+    """How another process opens the same store as this one (picklable)."""
+
+    kind: str
+    url: str
+    prefix: str = ""
+
+    def open(self) -> SessionStore:
+        if self.kind == "redis":
+            return RedisStore.from_url(self.url, prefix=self.prefix, user_id_type=int)
+        return SQLAlchemyStore(create_store_engine(self.url))
+
+
+class Soak(t.NamedTuple):
+    """The soak app under gunicorn, and what the test checks it with."""
+
+    server: GunicornServer
+    #: Straight to the app's schema, for the rows and the connection count.
+    engine: sa.Engine
+    #: The application_name of every connection the workers open.
+    application_name: str
+    user_ids: list[int]
+
+
+def soak_seconds() -> float:
+    """How long the soak runs: ``KITSESSION_SOAK_SECONDS``, 20 by default."""
+    return float(os.environ.get("KITSESSION_SOAK_SECONDS", "20"))

@@ -136,6 +136,18 @@ class SessionStore:
             return str(value)
         return value
 
+    def check_user(self, user_id: t.Any) -> None:
+        """Raise :exc:`UnknownUserError` if the store can tell that no user
+        has ``user_id``.
+
+        Called before a session is written that is linked to a user for the
+        first time (a login), so that nothing is written then. The base
+        class checks nothing: a SQL store's foreign key refuses the write
+        by itself, and a store that knows no users cannot tell.
+
+        .. versionadded:: 0.1
+        """
+
     def load_user(self, user_id: t.Any) -> t.Any:
         """Return the user with ``user_id``, or ``None``.
 

@@ -8,6 +8,7 @@ import typing as t
 from datetime import datetime
 
 from ..exceptions import SessionExistsError
+from ..exceptions import UnknownUserError
 from ..models import utc_now
 from ..serialization import SessionSerializer
 from .base import ALL_USERS
@@ -51,6 +52,13 @@ class MemoryStore(SessionStore):
         if self.user_loader is None or user_id is None:
             return None
         return self.user_loader(self.coerce_user_id(user_id))
+
+    def check_user(self, user_id: t.Any) -> None:
+        """See :meth:`SessionStore.check_user`: asks ``user_loader``, if any."""
+        if self.user_loader is not None and self.load_user(user_id) is None:
+            raise UnknownUserError(
+                f"The session names user {user_id!r}, whom user_loader does not find."
+            )
 
     def _decode(self, stored: tuple[SessionRecord, str], *, with_user: bool) -> SessionRecord:
         record, text = stored

@@ -19,6 +19,7 @@ from datetime import timezone
 
 from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
+from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
 from .base import ALL_USERS
 from .base import SessionRecord
@@ -387,6 +388,13 @@ class RedisStore(SessionStore):
 
     def attach_user(self, user: t.Any) -> t.Any:
         return user if self.user_attacher is None else self.user_attacher(user)
+
+    def check_user(self, user_id: t.Any) -> None:
+        """See :meth:`SessionStore.check_user`: asks ``user_loader``, if any."""
+        if self.user_loader is not None and self.load_user(user_id) is None:
+            raise UnknownUserError(
+                f"The session names user {user_id!r}, whom user_loader does not find."
+            )
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:
         with self._errors("load the session"):

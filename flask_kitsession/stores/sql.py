@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import typing as t
 from datetime import datetime
 
@@ -36,7 +37,9 @@ def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
 
     On SQLite it turns on what the schema relies on and what concurrent
     requests need: foreign keys (so deleting a user deletes their sessions),
-    write-ahead logging and a busy timeout.
+    write-ahead logging and a busy timeout. On other databases, a pooled
+    connection that the server closed while it sat in the pool (a restart)
+    is replaced before use, without a round trip (see :func:`_replace_if_closed`).
 
     :param url: A SQLAlchemy database URL.
     :param options: Passed to :func:`sqlalchemy.create_engine`.
@@ -44,7 +47,52 @@ def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
     engine = sa.create_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+    else:
+        event.listen(engine, "checkout", _replace_if_closed)
     return engine
+
+
+def _replace_if_closed(dbapi_connection: t.Any, connection_record: t.Any, proxy: t.Any) -> None:
+    """Refuse a pooled connection that the server has closed meanwhile (a
+    restart, an administrator, an idle timeout), so that the pool hands out
+    a new one and no statement, a write included, meets a dead connection.
+
+    An idle connection has nothing to read; one the server closed has its
+    last message or the end of the stream waiting. Looking is a poll of the
+    socket, not a round trip (redis-py checks its pooled connections the
+    same way). SQLAlchemy replaces a connection whose checkout raises
+    :exc:`~sqlalchemy.exc.DisconnectionError`.
+    """
+    fd = _socket_of(dbapi_connection)
+    if fd is not None and _has_input(fd):
+        raise sa_exc.DisconnectionError("The database server closed this pooled connection.")
+
+
+def _socket_of(dbapi_connection: t.Any) -> int | None:
+    """The socket of a DBAPI connection: ``fileno()`` of psycopg and
+    psycopg2, ``_sock`` of PyMySQL; ``None`` for other drivers.
+    """
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None:
+        fileno = getattr(getattr(dbapi_connection, "_sock", None), "fileno", None)
+    if fileno is None:
+        return None
+    try:
+        fd = fileno()
+    except Exception:
+        # Closed already (drivers raise their own errors for that): the
+        # statement will fail and say so; nothing to look at here.
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+def _has_input(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def _configure_sqlite(dbapi_connection: t.Any, connection_record: t.Any) -> None:
@@ -148,6 +196,14 @@ class SQLAlchemyStore(SessionStore):
         self.engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._dbapi: t.Any = engine.dialect.loaded_dbapi
+        # MySQL/MariaDB lock ranges (InnoDB), which cleanup must avoid: see
+        # purge_expired.
+        self._locks_ranges = engine.dialect.name in ("mysql", "mariadb")
+        self._purging = (
+            engine.execution_options(isolation_level="READ COMMITTED")
+            if self._locks_ranges
+            else engine
+        )
 
         if user_model is None:
             #: The metadata that holds :attr:`session_table` (and the default user table).
@@ -252,22 +308,30 @@ class SQLAlchemyStore(SessionStore):
     # -- helpers ------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _errors(self, action: str) -> t.Iterator[None]:
-        """Turn database errors into kitsession's own exceptions."""
+    def _errors(self, action: str, *, user_id: t.Any = None) -> t.Iterator[None]:
+        """Turn database errors into kitsession's own exceptions.
+
+        :param user_id: The user the written session names, for the error
+            when the database knows no such user.
+        """
         try:
             yield
         except (sa_exc.DBAPIError, Disconnected, self._dbapi.Error) as e:
-            raise self._translate(action, e) from e
+            raise self._translate(action, e, user_id=user_id) from e
 
-    def _translate(self, action: str, e: Exception) -> Exception:
-        """Return kitsession's exception for a database error met doing ``action``."""
+    def _translate(self, action: str, e: Exception, *, user_id: t.Any = None) -> Exception:
+        """Return kitsession's exception for a database error met doing ``action``.
+
+        :param user_id: The user the written session names, for the error
+            when the database knows no such user.
+        """
         error = e.orig if isinstance(e, sa_exc.DBAPIError) and e.orig is not None else e
         if isinstance(error, self._dbapi.IntegrityError):
             text = str(error).lower()
             if "foreign key" in text:
                 return UnknownUserError(
-                    f"Cannot {action}: the session names a user that does not exist"
-                    f" in table {self.user_table.name!r}."
+                    f"Cannot {action}: the session names user {user_id!r}, who does"
+                    f" not exist in table {self.user_table.name!r}."
                 )
             if "unique" in text or "duplicate" in text:
                 return SessionExistsError(f"Cannot {action}: the session id exists already.")
@@ -348,7 +412,7 @@ class SQLAlchemyStore(SessionStore):
             "user_agent": record.user_agent,
             "ip_address": record.ip_address,
         }
-        with self._errors("store the session"):
+        with self._errors("store the session", user_id=row["user_id"]):
             if replaces is None:
                 self._write("insert", row)
                 return
@@ -364,7 +428,7 @@ class SQLAlchemyStore(SessionStore):
         if previous_id is not None and previous_id != record.id:
             values["v_id"] = record.id
             name = "update_renaming"
-        with self._errors("save the session"):
+        with self._errors("save the session", user_id=values["v_user_id"]):
             return self._write(name, values) > 0
 
     def touch(
@@ -429,24 +493,35 @@ class SQLAlchemyStore(SessionStore):
     def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
         s = self.session_table
         cutoff = models.database_now() if now is None else now
-        # The inner SELECT is wrapped in a derived table for MySQL/MariaDB, which
-        # refuse LIMIT in an IN subquery on the table being deleted from.
-        # SKIP LOCKED lets two servers clean up at once without waiting.
-        expired = (
+        # Each batch picks expired sessions, then deletes those by primary
+        # key, checking expires_at again: a session saved meanwhile stays.
+        # No request ever waits for cleanup, so the two cannot deadlock:
+        # - PostgreSQL locks only the rows picked (SKIP LOCKED: two servers
+        #   clean up at once without waiting for each other; SQLite ignores it).
+        # - InnoDB would also lock the entry after the range, a live session,
+        #   even in READ COMMITTED; and it may run a DELETE as a scan of the
+        #   whole table, which under REPEATABLE READ locks every session (a
+        #   single DELETE ... WHERE id IN (SELECT ...) always did). So there
+        #   the pick is a plain read, and the DELETE runs in READ COMMITTED,
+        #   which keeps only the locks of the rows it deletes.
+        pick = (
             sa.select(s.c.id)
             .where(s.c.expires_at <= cutoff)
             .order_by(s.c.expires_at)
             .limit(batch_size)
-            .with_for_update(skip_locked=True)
-            .subquery("expired")
         )
-        statement = sa.delete(s).where(s.c.id.in_(sa.select(expired.c.id)))
+        if not self._locks_ranges:
+            pick = pick.with_for_update(skip_locked=True)
+        delete = sa.delete(s).where(
+            s.c.id.in_(sa.bindparam("ids", expanding=True)), s.c.expires_at <= cutoff
+        )
         deleted = 0
         while True:
-            with self._errors("delete expired sessions"), self.engine.begin() as conn:
-                count = conn.execute(statement).rowcount
-            deleted += count
-            if count < batch_size:
+            with self._errors("delete expired sessions"), self._purging.begin() as conn:
+                ids = conn.execute(pick).scalars().all()
+                if ids:
+                    deleted += conn.execute(delete, {"ids": ids}).rowcount
+            if len(ids) < batch_size:
                 return deleted
 
     def close(self) -> None:
