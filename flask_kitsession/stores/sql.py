@@ -493,35 +493,49 @@ class SQLAlchemyStore(SessionStore):
     def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
         s = self.session_table
         cutoff = models.database_now() if now is None else now
-        # Each batch picks expired sessions, then deletes those by primary
-        # key, checking expires_at again: a session saved meanwhile stays.
-        # No request ever waits for cleanup, so the two cannot deadlock:
-        # - PostgreSQL locks only the rows picked (SKIP LOCKED: two servers
-        #   clean up at once without waiting for each other; SQLite ignores it).
-        # - InnoDB would also lock the entry after the range, a live session,
-        #   even in READ COMMITTED; and it may run a DELETE as a scan of the
-        #   whole table, which under REPEATABLE READ locks every session (a
-        #   single DELETE ... WHERE id IN (SELECT ...) always did). So there
-        #   the pick is a plain read, and the DELETE runs in READ COMMITTED,
-        #   which keeps only the locks of the rows it deletes.
+        # Each batch is a short transaction of its own, deleting up to
+        # batch_size sessions picked in the order of the expires_at index.
+        # No request ever waits for cleanup for long, and none can deadlock
+        # with it:
+        # - PostgreSQL (and SQLite): one statement. The pick locks its rows
+        #   (SKIP LOCKED: two servers clean up at once without waiting for
+        #   each other, and a session being saved is skipped), and the DELETE
+        #   finds them by primary key. Nothing else in it names expires_at: the
+        #   planner, whose statistics may still show those sessions as live
+        #   (they all expired since the last ANALYZE), must not drive the
+        #   DELETE from the expires_at index, scanning every expired row for
+        #   every batch.
+        # - MySQL/MariaDB: InnoDB would also lock the entry after the range,
+        #   a live session, even in READ COMMITTED, and may run a DELETE ...
+        #   IN (SELECT ...) as a scan of the whole table that locks every
+        #   session. So there the pick is a plain read, and the DELETE by
+        #   primary key runs in READ COMMITTED, checking expires_at again (a
+        #   session saved meanwhile stays), and keeps only the locks of the
+        #   rows it deletes.
         pick = (
             sa.select(s.c.id)
             .where(s.c.expires_at <= cutoff)
             .order_by(s.c.expires_at)
             .limit(batch_size)
         )
-        if not self._locks_ranges:
-            pick = pick.with_for_update(skip_locked=True)
-        delete = sa.delete(s).where(
-            s.c.id.in_(sa.bindparam("ids", expanding=True)), s.c.expires_at <= cutoff
-        )
+        if self._locks_ranges:
+            delete = sa.delete(s).where(
+                s.c.id.in_(sa.bindparam("ids", expanding=True)), s.c.expires_at <= cutoff
+            )
+        else:
+            locked = pick.with_for_update(skip_locked=True).subquery("expired")
+            delete = sa.delete(s).where(s.c.id.in_(sa.select(locked.c.id)))
         deleted = 0
         while True:
             with self._errors("delete expired sessions"), self._purging.begin() as conn:
-                ids = conn.execute(pick).scalars().all()
-                if ids:
-                    deleted += conn.execute(delete, {"ids": ids}).rowcount
-            if len(ids) < batch_size:
+                if self._locks_ranges:
+                    ids = conn.execute(pick).scalars().all()
+                    count = conn.execute(delete, {"ids": ids}).rowcount if ids else 0
+                    picked = len(ids)
+                else:
+                    count = picked = conn.execute(delete).rowcount
+            deleted += count
+            if picked < batch_size:
                 return deleted
 
     def close(self) -> None:
