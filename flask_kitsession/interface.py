@@ -274,14 +274,22 @@ class KitSessionInterface(SessionInterface):
             previous_id = old.id
             token = tokens.new_token()
             session_id = tokens.session_id_for(token)
+        # The expiry slides once per touch interval, by writes as by reads.
+        # Between, a write leaves last_seen_at and the indexed expires_at as
+        # they are: PostgreSQL then updates the row in place (a HOT update),
+        # with no new index entries for every change of the data.
+        if self.settings.touch_due(old.last_seen_at, now):
+            last_seen_at, expires_at = now, self.settings.expires_at(old.created_at, now)
+        else:
+            last_seen_at, expires_at = old.last_seen_at, old.expires_at
         record = SessionRecord(
             id=session_id,
             data=dict(session),
             user_id=user_id,
             created_at=old.created_at,
             updated_at=now,
-            last_seen_at=now,
-            expires_at=self.settings.expires_at(old.created_at, now),
+            last_seen_at=last_seen_at,
+            expires_at=expires_at,
             authenticated_at=authenticated_at,
             user_agent=old.user_agent,
             ip_address=self._ip_address() or old.ip_address,

@@ -62,8 +62,8 @@ class Settings:
     #: A session expires this long after it was created, however often it is
     #: used; ``None`` for no such limit.
     absolute_timeout: timedelta | None = None
-    #: An unchanged session is written (its last-seen time and expiry moved)
-    #: at most once per interval.
+    #: A session's last-seen time and expiry move at most once per interval:
+    #: an unchanged session is written only then, a changed one keeps them.
     touch_interval: timedelta = timedelta(seconds=60)
     #: Sign the cookie with the app's secret keys.
     sign_cookie: bool = True
