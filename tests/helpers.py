@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import http.client
 import os
 import re
 import secrets
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 import typing as t
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
@@ -514,6 +516,47 @@ class SQLBackend(Backend):
             connection.execute(user_table.delete())
 
 
+def add_data_views(app: Flask) -> None:
+    """``POST /set`` stores the form in the session; ``GET /get`` shows it."""
+
+    @app.post("/set")
+    def set_value() -> t.Any:
+        for key, value in request.form.items():
+            session[key] = value
+        return jsonify(dict(session))
+
+    @app.get("/get")
+    def get_values() -> t.Any:
+        return jsonify(dict(session))
+
+
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str],
+    form: dict[str, str] | None = None,
+    timeout: float = 10,
+) -> tuple[http.client.HTTPResponse, str]:
+    """One request to a server of the tests on 127.0.0.1 (a connection of its
+    own); return the response and its body.
+    """
+    headers = dict(headers)
+    body = None
+    if form is not None:
+        body = urllib.parse.urlencode(form)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        text = response.read().decode()
+    finally:
+        connection.close()
+    return response, text
+
+
 def add_views(app: Flask) -> None:
     """The views a typical app has, used throughout the tests."""
 
@@ -538,15 +581,7 @@ def add_views(app: Flask) -> None:
             email=user.email if user is not None else None,
         )
 
-    @app.post("/set")
-    def set_value() -> t.Any:
-        for key, value in request.form.items():
-            session[key] = value
-        return jsonify(dict(session))
-
-    @app.get("/get")
-    def get_values() -> t.Any:
-        return jsonify(dict(session))
+    add_data_views(app)
 
     @app.get("/plain")
     def plain() -> str:
@@ -875,15 +910,7 @@ def make_login_app(
         # Not loaded with the session: read through db.session on demand.
         return str(current_user.password_hash)
 
-    @app.post("/set")
-    def set_value() -> t.Any:
-        for key, value in request.form.items():
-            session[key] = value
-        return jsonify(dict(session))
-
-    @app.get("/get")
-    def get_values() -> t.Any:
-        return jsonify(dict(session))
+    add_data_views(app)
 
     @app.post("/sign-out-others")
     def sign_out_others() -> str:

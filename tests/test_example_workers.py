@@ -20,7 +20,6 @@ Every response is checked. The client is bounded (``MAX_REQUESTS`` requests,
 from __future__ import annotations
 
 import functools
-import http.client
 import queue
 import re
 import threading
@@ -35,6 +34,7 @@ from http.cookies import SimpleCookie
 import pytest
 
 from .helpers import GunicornServer
+from .helpers import http_request
 
 pytestmark = pytest.mark.workers
 
@@ -98,17 +98,7 @@ class Client:
         headers = {"User-Agent": user_agent}
         if cookie:
             headers["Cookie"] = f"session={cookie}"
-        body = None
-        if form is not None:
-            body = urllib.parse.urlencode(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            text = response.read().decode()
-        finally:
-            connection.close()
+        response, text = http_request(self.port, method, path, headers=headers, form=form)
         worker = int(response.headers["X-Worker-Pid"])
         with self._lock:
             self.by_worker[worker] = self.by_worker.get(worker, 0) + 1

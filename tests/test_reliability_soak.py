@@ -18,7 +18,6 @@ stops itself too. The run prints a one-line summary. See docs/security.md.
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 import typing as t
@@ -33,6 +32,7 @@ import sqlalchemy as sa
 from flask_kitsession import tokens
 from flask_kitsession.models import session_table
 
+from .helpers import http_request
 from .helpers import Soak
 from .helpers import soak_seconds
 
@@ -67,17 +67,9 @@ class Client:
         headers = {}
         if self.cookie:
             headers["Cookie"] = f"session={self.cookie}"
-        body = None
-        if form is not None:
-            body = urllib.parse.urlencode(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            text = response.read().decode()
-        finally:
-            connection.close()
+        response, text = http_request(
+            self.port, method, path, headers=headers, form=form, timeout=30
+        )
         self.requests += 1
         self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
         for header in response.headers.get_all("Set-Cookie") or []:
