@@ -10,6 +10,7 @@ kept a cookie from a key since removed.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import typing as t
 
 from itsdangerous import BadSignature
@@ -102,16 +103,29 @@ class CookieSigner:
         """Return the token in a cookie value, or ``None`` if the value is
         malformed, unsigned or signed with a key the app no longer has.
         """
+        return self.loads_checking_key(app, value)[0]
+
+    def loads_checking_key(self, app: Flask, value: str) -> tuple[str | None, bool]:
+        """Like :meth:`loads`, and tell whether the value was signed with the
+        current ``SECRET_KEY`` (``False`` for one of ``SECRET_KEY_FALLBACKS``:
+        the cookie is worth signing again, before that key is removed).
+        """
         if len(value) > MAX_COOKIE_VALUE_LENGTH or not value.isascii():
-            return None
-        if self.sign:
-            signer = self.get_signer(app)
-            if signer is None:
-                return None
-            try:
-                token = signer.unsign(value).decode("ascii")
-            except BadSignature:
-                return None
-        else:
-            token = value
-        return token if tokens.is_token(token) else None
+            return None, True
+        if not self.sign:
+            return (value if tokens.is_token(value) else None), True
+        signer = self.get_signer(app)
+        if signer is None:
+            return None, True
+        try:
+            token = signer.unsign(value).decode("ascii")
+        except BadSignature:
+            return None, True
+        if not tokens.is_token(token):
+            return None, True
+        current = True
+        if len(signer.secret_keys) > 1:
+            # One more HMAC, only while old keys are kept for rotation.
+            signature = value.rsplit(".", 1)[1].encode("ascii")
+            current = hmac.compare_digest(signature, signer.get_signature(token))
+        return token, current

@@ -108,7 +108,7 @@ class KitSessionInterface(SessionInterface):
             session = self.make_session()
             session._skip_save = True
             return session
-        token = self.signer.loads(app, value)
+        token, current_key = self.signer.loads_checking_key(app, value)
         if token is None:
             logger.warning(
                 "Ignored a session cookie that is not a token signed with the app's keys"
@@ -127,7 +127,10 @@ class KitSessionInterface(SessionInterface):
         if record is None:
             logger.debug("The session cookie names a session that is unknown or expired.")
             return self._stale()
-        return self.make_session(record, token)
+        session = self.make_session(record, token)
+        if not current_key:
+            session._resign = True
+        return session
 
     def _stale(self) -> ServerSession:
         session = self.make_session()
@@ -222,6 +225,11 @@ class KitSessionInterface(SessionInterface):
             record.expires_at = expires_at
             if session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]:
                 self.set_cookie(app, response, session)
+                return
+        if session._resign:
+            # Signed with a key kept only for rotation: sign it with the
+            # current one, so removing the old key later signs nobody out.
+            self.set_cookie(app, response, session)
 
     # -- writing sessions (used by requests and by the helpers) ---------------
 

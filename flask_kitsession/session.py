@@ -91,6 +91,9 @@ class ServerSession(CallbackDict[str, t.Any], SessionMixin):
     _reauthenticated = False
     #: Set when the client sent a cookie that named no valid session.
     _stale_cookie = False
+    #: Set when the cookie was signed with an old key (SECRET_KEY_FALLBACKS):
+    #: the response signs it again with the current one.
+    _resign = False
     #: Set when the session was not loaded and must not be saved.
     _skip_save = False
     #: The user, whose id it was loaded for, and whether it was attached.

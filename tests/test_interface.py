@@ -271,11 +271,38 @@ def test_secret_key_rotation_keeps_sessions_and_removal_ends_them(
     app: Flask, client: FlaskClient
 ) -> None:
     client.post("/set", data={"a": "1"})
+    old_cookie = session_cookie(client)
     app.config["SECRET_KEY"] = "the new key"
     app.config["SECRET_KEY_FALLBACKS"] = [SECRET_KEY]
     assert client.get("/get").json == {"a": "1"}
+    # A client still holding a cookie signed only with the old key...
+    stale = app.test_client()
+    stale.set_cookie("session", old_cookie or "")
     app.config["SECRET_KEY_FALLBACKS"] = []
-    assert client.get("/get").json == {}
+    # ...is out once the key is removed; one that came by meanwhile is not.
+    assert stale.get("/get").json == {}
+    assert client.get("/get").json == {"a": "1"}
+
+
+def test_cookies_signed_with_an_old_key_are_signed_again(
+    app: Flask, client: FlaskClient, backend: Backend
+) -> None:
+    client.post("/set", data={"a": "1"})
+    old_cookie = session_cookie(client)
+    app.config["SECRET_KEY"] = "the new key"
+    app.config["SECRET_KEY_FALLBACKS"] = [SECRET_KEY]
+    with backend.operations() as operations:
+        response = client.get("/get")  # an unchanged session, within the touch interval
+    assert response.json == {"a": "1"}
+    assert backend.writes(operations) == []
+    new_cookie = session_cookie(client)
+    assert new_cookie is not None and new_cookie != old_cookie
+    assert new_cookie.rsplit(".", 1)[0] == (old_cookie or "").rsplit(".", 1)[0]  # same token
+    # Signed again once: the next request, on the new key, sets nothing.
+    assert "Set-Cookie" not in client.get("/get").headers
+    # The old key can go now: this visitor stays signed in.
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    assert client.get("/get").json == {"a": "1"}
 
 
 def test_new_cookies_are_signed_with_the_newest_key(app: Flask, client: FlaskClient) -> None:
