@@ -38,18 +38,14 @@ class SessionSerializer:
             is larger than :attr:`max_size`. Nothing has been written then.
         """
         for key in data:
-            if not isinstance(key, str):
-                raise SessionDataError(
-                    f"Session keys must be strings, got {key!r} ({type(key).__name__})."
-                )
+            _check_key(key)
         try:
-            value = self._tagger.tag(dict(data))
-            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+            value, text = self._encode(dict(data))
         except (TypeError, ValueError) as e:
+            bad = [key for key, item in data.items() if not self._encodes(item)]
             raise SessionDataError(
-                f"The session data cannot be stored as JSON: {e}. Keys"
-                f" {_unserializable_keys(self._tagger, data)} hold values that"
-                " are not JSON types (or tuples, bytes, datetimes, UUIDs)."
+                f"The session data cannot be stored as JSON: {e}. Keys {bad} hold"
+                " values that are not JSON types (or tuples, bytes, datetimes, UUIDs)."
             ) from e
         if self.max_size is not None and len(text) > self.max_size:
             raise SessionDataError(
@@ -68,12 +64,9 @@ class SessionSerializer:
         line that made the mistake. :meth:`dump` still checks the whole data
         when it is saved (a value changed in place, the total size).
         """
-        if not isinstance(key, str):
-            raise SessionDataError(
-                f"Session keys must be strings, got {key!r} ({type(key).__name__})."
-            )
+        _check_key(key)
         try:
-            text = json.dumps(self._tagger.tag(value), separators=(",", ":"), allow_nan=False)
+            _, text = self._encode(value)
         except (TypeError, ValueError) as e:
             raise SessionDataError(
                 f"session[{key!r}] cannot be stored as JSON: {e}. Session values"
@@ -86,6 +79,21 @@ class SessionSerializer:
                 " (KITSESSION_MAX_DATA_SIZE). Keep large data in your own tables"
                 " and only its key in the session."
             )
+
+    def _encode(self, value: t.Any) -> tuple[t.Any, str]:
+        """Return the tagged value and its compact JSON text.
+
+        :raises TypeError: or :exc:`ValueError` if JSON cannot hold it.
+        """
+        tagged = self._tagger.tag(value)
+        return tagged, json.dumps(tagged, separators=(",", ":"), allow_nan=False)
+
+    def _encodes(self, value: t.Any) -> bool:
+        try:
+            self._encode(value)
+        except (TypeError, ValueError):
+            return False
+        return True
 
     def dumps(self, data: t.Mapping[str, t.Any]) -> str:
         """Return the compact JSON text of ``data`` (see :meth:`dump`)."""
@@ -123,12 +131,6 @@ class SessionSerializer:
         return value
 
 
-def _unserializable_keys(tagger: TaggedJSONSerializer, data: t.Mapping[str, t.Any]) -> list[str]:
-    """Name the top-level keys whose values cannot be serialized, for the error."""
-    bad = []
-    for key, item in data.items():
-        try:
-            json.dumps(tagger.tag(item), allow_nan=False)
-        except (TypeError, ValueError):
-            bad.append(key)
-    return bad
+def _check_key(key: t.Any) -> None:
+    if not isinstance(key, str):
+        raise SessionDataError(f"Session keys must be strings, got {key!r} ({type(key).__name__}).")
