@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from flask import abort
 from flask import current_app
+from flask import has_request_context
 from flask import redirect
 from flask import request
 from flask import session as flask_session
@@ -19,6 +20,16 @@ from .extension import get_state
 from .session import ServerSession
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+def request_server_session() -> ServerSession | None:
+    """Return the current request's session if it is kitsession's, else
+    ``None`` (outside a request, too).
+    """
+    if not has_request_context():
+        return None
+    session = flask_session._get_current_object()  # type: ignore[attr-defined]
+    return session if isinstance(session, ServerSession) else None
 
 
 def current_server_session() -> ServerSession:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import typing as t
 
 from flask import current_app
-from flask import has_request_context
 from flask import session as flask_session
 from werkzeug.wrappers import Response
 
 from . import tokens
 from .decorators import current_server_session
+from .decorators import request_server_session
 from .extension import get_state
 from .session import ServerSession
 
@@ -33,12 +33,8 @@ def _session_id(session: ServerSession | str) -> str:
 
 def _is_current(session_id: str) -> ServerSession | None:
     """Return the request's session if it has ``session_id``."""
-    if not has_request_context():
-        return None
-    current = flask_session._get_current_object()  # type: ignore[attr-defined]
-    if isinstance(current, ServerSession) and current._id == session_id:
-        return current
-    return None
+    current = request_server_session()
+    return current if current is not None and current._id == session_id else None
 
 
 def create_session(

@@ -19,11 +19,10 @@ from __future__ import annotations
 import typing as t
 
 from flask import Flask
-from flask import session as flask_session
 
+from .decorators import request_server_session
 from .exceptions import UnknownUserError
 from .extension import get_state
-from .session import ServerSession
 
 #: The keys ``login_user`` writes: kept when the login starts a new session.
 LOGIN_KEYS = ("_user_id", "_fresh", "_id", "_remember", "_remember_seconds")
@@ -40,13 +39,8 @@ def connect_signals(app: Flask) -> None:
     user_logged_out.connect(_logged_out, app)
 
 
-def _server_session() -> ServerSession | None:
-    session = flask_session._get_current_object()  # type: ignore[attr-defined]
-    return session if isinstance(session, ServerSession) else None
-
-
 def _logged_in(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
-    session = _server_session()
+    session = request_server_session()
     if session is None or session.record is None:
         # Not stored yet (a first visit, or a view under with_new_session):
         # its token is new already.
@@ -62,7 +56,7 @@ def _logged_in(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
 
 
 def _logged_out(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
-    session = _server_session()
+    session = request_server_session()
     if session is not None:
         session._delete = True
 
@@ -76,7 +70,7 @@ def load_user(user_id: str) -> t.Any:
         wanted = store.coerce_user_id(user_id)
     except UnknownUserError:
         return None
-    session = _server_session()
+    session = request_server_session()
     if session is not None and session.user_id is not None and session.user_id == wanted:
         return session.user
     return store.attach_user(store.load_user(wanted))
