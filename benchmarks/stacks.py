@@ -200,19 +200,24 @@ def _kitsession_views(app: Flask, find_user: t.Callable[[int], t.Any]) -> None:
         return str(count)
 
 
-def kitsession_sql(database: Database) -> Stack:
-    """kitsession with its SQLAlchemyStore."""
-    engine = database.engine()
-    app = Flask("kitsession")
-    app.config.update(SECRET_KEY=SECRET_KEY, KITSESSION_USER_FIELDS=["id", "email"])
-    KitSession(app, engine=engine)
+def _user_finder(engine: Engine) -> t.Callable[[int], t.Any]:
+    """The login views' password check, reduced to reading the user row."""
     autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def find_user(user_id: int) -> t.Any:
         with autocommit.connect() as connection:
             return connection.execute(_user_row, {"id": user_id}).one()
 
-    _kitsession_views(app, find_user)
+    return find_user
+
+
+def kitsession_sql(database: Database) -> Stack:
+    """kitsession with its SQLAlchemyStore."""
+    engine = database.engine()
+    app = Flask("kitsession")
+    app.config.update(SECRET_KEY=SECRET_KEY, KITSESSION_USER_FIELDS=["id", "email"])
+    KitSession(app, engine=engine)
+    _kitsession_views(app, _user_finder(engine))
     return Stack(f"kitsession ({database.kind})", app, [engine], ALL_SCENARIOS, engine.dispose)
 
 
@@ -234,13 +239,7 @@ def kitsession_redis(database: Database) -> Stack:
     app = Flask("kitsession-redis")
     app.config["SECRET_KEY"] = SECRET_KEY
     KitSession(app, store=store)
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-
-    def find_user(user_id: int) -> t.Any:
-        with autocommit.connect() as connection:
-            return connection.execute(_user_row, {"id": user_id}).one()
-
-    _kitsession_views(app, find_user)
+    _kitsession_views(app, _user_finder(engine))
 
     def close() -> None:
         for key in store.client.scan_iter(match=prefix + "*", count=1000):
