@@ -41,9 +41,27 @@ def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
     connection that the server closed while it sat in the pool (a restart)
     is replaced before use, without a round trip (see :func:`_replace_if_closed`).
 
-    :param url: A SQLAlchemy database URL.
+    With psycopg 3, statements are not prepared on the server (psycopg's
+    ``prepare_threshold=None``) unless ``connect_args`` asks for it: a
+    connection pooler in transaction mode (PgBouncer, the usual way to run
+    many workers against one PostgreSQL) hands each transaction to any of
+    its server connections, where a statement prepared on another one does
+    not exist. Every statement is still one round trip; the server
+    plans it each time (see ``docs/scaling.md`` for what that costs).
+
+    :param url: A SQLAlchemy database URL. A multi-host URL
+        (``?host=a:5432&host=b:5432&target_session_attrs=read-write``) finds
+        the primary again after a failover.
     :param options: Passed to :func:`sqlalchemy.create_engine`.
+
+    .. versionchanged:: 0.1
+        No prepared statements with psycopg 3 by default.
     """
+    url = sa.make_url(url)
+    if url.get_driver_name() == "psycopg":
+        connect_args = dict(options.get("connect_args", {}))
+        connect_args.setdefault("prepare_threshold", None)
+        options["connect_args"] = connect_args
     engine = sa.create_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
