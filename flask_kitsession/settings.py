@@ -32,6 +32,8 @@ DEFAULTS: dict[str, t.Any] = {
     "KITSESSION_CARRY_OVER_KEYS": (),
     "KITSESSION_REDIS_URL": None,
     "KITSESSION_REDIS_PREFIX": "kitsession:",
+    "KITSESSION_REDIS_CLUSTER": False,
+    "KITSESSION_REDIS_SENTINELS": None,
 }
 
 

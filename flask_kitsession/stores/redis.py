@@ -15,7 +15,6 @@ import contextlib
 import json
 import types
 import typing as t
-import urllib.parse
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
@@ -233,7 +232,7 @@ def make_redis_client(
     url: str,
     *,
     cluster: bool = False,
-    sentinels: t.Iterable[str | tuple[str, int]] | None = None,
+    sentinels: str | t.Iterable[str | tuple[str, int]] | None = None,
     **options: t.Any,
 ) -> t.Any:
     """Make the redis-py client for a Redis URL: a single server, a Redis
@@ -247,8 +246,8 @@ def make_redis_client(
         every node from the one in the URL and follows slot moves and
         failovers.
     :param sentinels: ``host:port`` strings (or ``(host, port)`` pairs) of
-        Sentinels; the client asks them for the current master, and again
-        after a failover.
+        Sentinels, or one string of them separated by commas; the client asks
+        them for the current master, and again after a failover.
     :param options: Passed to the client (``socket_timeout``,
         ``max_connections`` and so on).
 
@@ -266,34 +265,32 @@ def make_redis_client(
         return RedisCluster.from_url(url, **options)
     if not sentinels:
         return redis.Redis.from_url(url, **options)
+    from redis.connection import parse_url
     from redis.sentinel import Sentinel
 
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+    # The URL's query (socket_timeout=...) applies as it does without Sentinel.
+    master_options = {**parse_url(url), **options}  # type: ignore[no-untyped-call]
+    service_name = master_options.pop("host", None)
+    master_options.pop("port", None)
+    if not service_name:
         raise ValueError(
             f"With KITSESSION_REDIS_SENTINELS, KITSESSION_REDIS_URL names the master the"
             f" Sentinels watch, as redis://mymaster/0; got {url!r}."
         )
-    path = parts.path.strip("/")
-    if path and not path.isdigit():
-        raise ValueError(f"The database in {url!r} must be a number, as redis://mymaster/0.")
-    master_options: dict[str, t.Any] = {"db": int(path) if path else 0, **options}
-    if parts.password is not None:
-        master_options.setdefault("password", urllib.parse.unquote(parts.password))
-    if parts.username:
-        master_options.setdefault("username", urllib.parse.unquote(parts.username))
-    if parts.scheme == "rediss":
+    if master_options.pop("connection_class", None) is not None:
         master_options.setdefault("ssl", True)
+    if isinstance(sentinels, str):
+        sentinels = [part.strip() for part in sentinels.split(",") if part.strip()]
     addresses = [_address(sentinel) for sentinel in sentinels]
     # The Sentinels get the timeouts too: a Sentinel that is down must not
     # hold a request for longer than the master would.
     sentinel_options = {
         key: value
-        for key, value in options.items()
+        for key, value in master_options.items()
         if key in ("socket_timeout", "socket_connect_timeout")
     }
     sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
-    return sentinel.master_for(parts.hostname, **master_options)  # type: ignore[no-untyped-call]
+    return sentinel.master_for(service_name, **master_options)  # type: ignore[no-untyped-call]
 
 
 def _address(value: str | tuple[str, int]) -> tuple[str, int]:
@@ -395,7 +392,7 @@ class RedisStore(SessionStore):
         url: str,
         *,
         cluster: bool = False,
-        sentinels: t.Iterable[str | tuple[str, int]] | None = None,
+        sentinels: str | t.Iterable[str | tuple[str, int]] | None = None,
         prefix: str = "kitsession:",
         user_loader: t.Callable[[t.Any], t.Any] | None = None,
         user_id_type: type | None = None,
