@@ -32,7 +32,13 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 
+from flask_kitsession import RedisStore
+from flask_kitsession.stores.base import SessionRecord
+from flask_kitsession.stores.redis import _FIELDS as REDIS_FIELDS
+from flask_kitsession.stores.redis import _glob_escape as glob_escape
+
 from .helpers import _from_dead_run
+from .helpers import DictUsersBackend
 
 #: PostgreSQL's server programs: Debian keeps them out of PATH.
 POSTGRESQL_BIN_DIRS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
@@ -421,6 +427,12 @@ class RedisClusterServers:
     def wait_until_healthy(self, timeout: float = 60) -> None:
         wait_for(self.healthy, "the Redis Cluster becoming healthy", timeout=timeout)
 
+    def checkpoint(self) -> None:
+        """Wait until every replica has every write its master had when this
+        was called: what Redis's asynchronous replication can no longer lose.
+        """
+        wait_for_replicas([self.client(port) for port in self.master_ports()])
+
     def master_ports(self) -> list[int]:
         return sorted(port for port, role in self.roles().items() if role == "master")
 
@@ -526,6 +538,14 @@ sentinel parallel-syncs {self.service} 1
             raise
         return self
 
+    def checkpoint(self) -> None:
+        """Wait until the replica has every write the master had when this
+        was called.
+        """
+        master = self.master()
+        assert master is not None
+        wait_for_replicas([self.client(master[1])])
+
     def master(self) -> tuple[str, int] | None:
         """The master the first Sentinel that answers names."""
         for port in self.sentinel_ports:
@@ -554,6 +574,25 @@ sentinel parallel-syncs {self.service} 1
         for process in [*self.sentinels, *self.servers.values()]:
             process.stop()
         self.workspace.remove()
+
+
+def wait_for_replicas(masters: list[redis.Redis], timeout: float = 30) -> None:
+    """Wait until each master's replicas have acknowledged its replication
+    offset as of now.
+    """
+    targets = [
+        (master, int(master.info("replication")["master_repl_offset"])) for master in masters
+    ]
+
+    def caught_up() -> bool:
+        for master, offset in targets:
+            replication = master.info("replication")
+            replica = replication.get("slave0")
+            if not isinstance(replica, dict) or int(replica.get("offset", -1)) < offset:
+                return False
+        return True
+
+    wait_for(caught_up, "the replicas catching up", timeout=timeout)
 
 
 def _pings(client: redis.Redis) -> bool:
@@ -758,3 +797,44 @@ def contract_tests(
         and callable(test)
         and fixtures & set(inspect.signature(test).parameters)
     }
+
+
+class RedisTopologyBackend(DictUsersBackend):
+    """A RedisStore on a cluster or a Sentinel-managed master, under a key
+    prefix of its own; users kept in a dict, as an app would keep them in SQL.
+
+    :param client: The client the store uses (``RedisCluster`` or the
+        Sentinel's master client).
+    """
+
+    name = "redis"
+
+    def __init__(self, client: t.Any, prefix: str) -> None:
+        self.users: dict[int, t.Any] = {}
+        self.client = client
+        self.store: RedisStore = RedisStore(
+            client, prefix=prefix, user_loader=self._load_user, user_id_type=int
+        )
+
+    def _keys(self) -> list[str]:
+        pattern = glob_escape(self.store.prefix) + "*"
+        return [key.decode() for key in self.client.scan_iter(match=pattern, count=1000)]
+
+    def rows(self) -> list[dict[str, t.Any]]:
+        rows = []
+        for key in self._keys():
+            if not key.startswith(self.store.session_key("")):
+                continue
+            values = self.client.hmget(key, REDIS_FIELDS)
+            record = self.store._record(key.rpartition(":")[2], values)
+            if record is not None:
+                row = {f: getattr(record, f) for f in SessionRecord.__slots__ if f != "user"}
+                row["data"] = values[0]
+                rows.append(row)
+        return rows
+
+    def reset(self) -> None:
+        # One key at a time: on a cluster, keys of different slots never
+        # meet in one command.
+        for key in self._keys():
+            self.client.delete(key)

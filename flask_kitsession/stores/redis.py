@@ -90,12 +90,22 @@ local function unindex_session(session_key)
 end
 """
 
-# KEYS: the new session, its index ('' if anonymous), a session it replaces
-# ('' or one in the same slot). ARGV: TTL in ms, then field, value, ...
+# KEYS: the new session, then its index (if it has a user), then a session it
+# replaces (if any; in the same slot). ARGV: TTL in ms, whether KEYS has the
+# index ('1' or '0'), whether it has a replaced session, then field, value,
+# ... (keys are never '' placeholders: on a cluster '' is a key of slot 0).
 # Returns 0 if the id is taken. A TTL of zero or less (already expired)
 # stores nothing.
 _CREATE = """
-local session_key, index, replaced = KEYS[1], KEYS[2], KEYS[3]
+local session_key, index, replaced = KEYS[1], '', ''
+local next_key = 2
+if ARGV[2] == '1' then
+  index = KEYS[next_key]
+  next_key = next_key + 1
+end
+if ARGV[3] == '1' then
+  replaced = KEYS[next_key]
+end
 local ttl = tonumber(ARGV[1])
 if redis.call('EXISTS', session_key) == 1 then
   return 0
@@ -105,7 +115,7 @@ if replaced ~= '' then
   redis.call('DEL', replaced)
 end
 if ttl > 0 then
-  redis.call('HSET', session_key, 'user_key', index, unpack(ARGV, 2))
+  redis.call('HSET', session_key, 'user_key', index, unpack(ARGV, 4))
   redis.call('PEXPIRE', session_key, ttl)
   if index ~= '' then
     index_session(index, session_key, ttl)
@@ -115,11 +125,13 @@ return 1
 """
 
 # KEYS: the session's key now, its key after the update (differs when it gets
-# a new token; same slot), its index after the update (''). ARGV: TTL in ms,
-# then field, value, ... Returns 1 when written, 0 when the session does not
-# exist (it is never re-created), -1 when the new key is taken.
+# a new token; same slot), then its index after the update (if it has a
+# user). ARGV: TTL in ms, whether KEYS has the index, then field, value, ...
+# Returns 1 when written, 0 when the session does not exist (it is never
+# re-created), -1 when the new key is taken.
 _UPDATE = """
-local current, target, index = KEYS[1], KEYS[2], KEYS[3]
+local current, target = KEYS[1], KEYS[2]
+local index = ARGV[2] == '1' and KEYS[3] or ''
 local ttl = tonumber(ARGV[1])
 if redis.call('EXISTS', current) == 0 then
   return 0
@@ -139,7 +151,7 @@ end
 if target ~= current then
   redis.call('RENAME', current, target)
 end
-redis.call('HSET', target, 'user_key', index, unpack(ARGV, 2))
+redis.call('HSET', target, 'user_key', index, unpack(ARGV, 3))
 redis.call('PEXPIRE', target, ttl)
 if index ~= '' then
   index_session(index, target, ttl)
@@ -564,14 +576,10 @@ class RedisStore(SessionStore):
         key = self.session_key(record.id)
         replaced = "" if replaces is None else self.session_key(replaces)
         separately = replaced != "" and not self._same_slot(key, replaced)
-        keys = [
-            key,
-            "" if user_id is None else self.user_key(user_id, record.id),
-            "" if separately else replaced,
-        ]
+        index = "" if user_id is None else self.user_key(user_id, record.id)
         ttl = _ttl_ms(record.expires_at, record.last_seen_at)
         with self._errors("store the session"):
-            created = self._create_script(keys=keys, args=[ttl, *fields])
+            created = self._run_create(key, index, "" if separately else replaced, ttl, fields)
         if not created:
             raise SessionExistsError(f"A session with id {record.id[:8]}… exists already.")
         if separately:
@@ -601,13 +609,21 @@ class RedisStore(SessionStore):
         if not self._same_slot(current, target):
             return self._move(record, current, target)
         fields = self._fields(record, _UPDATED_FIELDS)
-        keys = [current, target, "" if user_id is None else self.user_key(user_id, record.id)]
+        keys = [current, target]
+        if user_id is not None:
+            keys.append(self.user_key(user_id, record.id))
         ttl = _ttl_ms(record.expires_at, record.last_seen_at)
         with self._errors("save the session"):
-            result = int(self._update_script(keys=keys, args=[ttl, *fields]))
+            result = int(self._update_script(keys=keys, args=[ttl, int(len(keys) > 2), *fields]))
         if result < 0:
             raise SessionExistsError(f"A session with id {record.id[:8]}… exists already.")
         return result == 1
+
+    def _run_create(self, key: str, index: str, replaced: str, ttl: int, fields: list[str]) -> bool:
+        """Run the create script; ``index`` and ``replaced`` are optional ('')."""
+        keys = [key, *(k for k in (index, replaced) if k)]
+        args = [ttl, int(bool(index)), int(bool(replaced)), *fields]
+        return bool(self._create_script(keys=keys, args=args))
 
     def _move(self, record: SessionRecord, current: str, target: str) -> bool:
         """Give a session a new key in another cluster slot (see :meth:`update`)."""
@@ -626,7 +642,7 @@ class RedisStore(SessionStore):
         user_id = self.coerce_user_id(record.user_id)
         index = "" if user_id is None else self.user_key(user_id, record.id)
         with self._errors("save the session"):
-            if not self._create_script(keys=[target, index, ""], args=[ttl, *fields]):
+            if not self._run_create(target, index, "", ttl, fields):
                 raise SessionExistsError(f"A session with id {record.id[:8]}… exists already.")
         try:
             with self._errors("save the session"):
@@ -665,10 +681,11 @@ class RedisStore(SessionStore):
         """See :meth:`SessionStore.delete_all_for_user`.
 
         On a single server, one script over every part of the user's index.
-        On a cluster, one script per part (each part is in a slot of its
-        own), sent in one pipeline: each part is emptied atomically, and a
-        session created meanwhile in a part already emptied stays, as it
-        would if it had been created just after.
+        On a cluster, where each part is in a slot of its own, one pipeline
+        finds the parts that exist (a user with three devices has about
+        three), then one script empties each of them atomically. A session
+        created meanwhile in a part not listed stays, as it would if it had
+        been created just after the call.
         """
         keep_key = "" if keep is None else self.session_key(keep)
         keys = self.user_keys(user_id)
@@ -678,8 +695,9 @@ class RedisStore(SessionStore):
                 return int(script(keys=keys, args=[keep_key]))
             pipeline = self.client.pipeline()
             for key in keys:
-                script(keys=[key], args=[keep_key], client=pipeline)
-            return sum(int(n) for n in pipeline.execute())
+                pipeline.exists(key)
+            found = [key for key, exists in zip(keys, pipeline.execute(), strict=True) if exists]
+            return sum(int(script(keys=[key], args=[keep_key])) for key in found)
 
     def iterate(
         self,
