@@ -81,3 +81,9 @@ def test_http_benchmark(postgresql_server: str) -> None:
     assert len(rows) == 5, table
     assert all(row.endswith("| 0 | 0 |") for row in rows), table
     assert "kitsession-redis" in table
+
+
+def test_redis_logins_benchmark() -> None:
+    table = run_module("benchmarks.redis_logins", "--smoke")
+    assert "| 100 live | 20 |" in table and "| 100 expired | 20 |" in table, table
+    assert "hash-max-listpack-value" in table, table

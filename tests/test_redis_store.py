@@ -63,9 +63,13 @@ def record_for(user_id: object = None, *, ttl: timedelta = timedelta(hours=1)) -
 
 
 def members(backend: RedisBackend, user_id: object) -> set[str]:
-    """The session keys in every part of the user's index."""
-    admin = backend.keyspace.admin
-    return {str(m) for key in backend.store.user_keys(user_id) for m in admin.zrange(key, 0, -1)}
+    """The keys of the sessions in every part of the user's index."""
+    admin, store = backend.keyspace.admin, backend.store
+    return {
+        store.session_key(str(m))
+        for key in store.user_keys(user_id)
+        for m in admin.zrange(key, 0, -1)
+    }
 
 
 def record_tagged(tag: str, user_id: object, *, ttl: timedelta) -> SessionRecord:

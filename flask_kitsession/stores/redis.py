@@ -65,11 +65,17 @@ local function now_ms()
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
 
+-- Index entries are session ids (64 characters: Redis keeps a small sorted
+-- set compact only while its members are at most 64 bytes long).
+local function session_id(session_key)
+  return string.match(session_key, '[^:]*$')
+end
+
 local function index_session(index, session_key, ttl)
   local now = now_ms()
   -- Adding again moves the score with the session's TTL, and restores an
   -- index lost behind the store's back (evicted, deleted by hand).
-  redis.call('ZADD', index, now + ttl, session_key)
+  redis.call('ZADD', index, now + ttl, session_id(session_key))
   -- Entries of sessions Redis has expired sort first: drop a bounded number,
   -- so the cost of a write never grows with the user's sessions.
   local expired = redis.call('ZCOUNT', index, '-inf', now)
@@ -85,7 +91,7 @@ end
 local function unindex_session(session_key)
   local index = redis.call('HGET', session_key, 'user_key')
   if index and index ~= '' then
-    redis.call('ZREM', index, session_key)
+    redis.call('ZREM', index, session_id(session_key))
   end
 end
 """
@@ -146,7 +152,7 @@ if ttl <= 0 then
 end
 local previous = redis.call('HGET', current, 'user_key') or ''
 if previous ~= '' and (previous ~= index or target ~= current) then
-  redis.call('ZREM', previous, current)
+  redis.call('ZREM', previous, session_id(current))
 end
 if target ~= current then
   redis.call('RENAME', current, target)
@@ -188,14 +194,15 @@ return redis.call('DEL', KEYS[1])
 """
 
 # KEYS: parts of one user's index (on a cluster, one part per call: every
-# part is in a slot of its own). ARGV: the key of the session to keep, or ''.
-# Returns how many sessions were deleted.
-_DELETE_ALL_FOR_USER = """
+# part is in a slot of its own). ARGV: the id of the session to keep, or '';
+# what every session key starts with. Returns how many sessions were deleted.
+_DELETE_ALL_FOR_USER = f"""
 local deleted = 0
 for _, index in ipairs(KEYS) do
   for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
     if member ~= ARGV[1] then
-      deleted = deleted + redis.call('DEL', member)
+      local tag = string.sub(member, 1, {TAG_LENGTH})
+      deleted = deleted + redis.call('DEL', ARGV[2] .. '{{' .. tag .. '}}:' .. member)
       redis.call('ZREM', index, member)
     end
   end
@@ -328,7 +335,7 @@ class RedisStore(SessionStore):
     holding a session (its data as the serializer's JSON text, so sessions
     move between stores without loss), and ``<prefix>user:{xy}:<user id>``
     the part of a user's index holding their sessions of that tag: a sorted
-    set of session keys, scored by when Redis expires each. Redis expires
+    set of session ids, scored by when Redis expires each. Redis expires
     sessions itself: :meth:`purge_expired` has nothing to do.
 
     Needs Redis 5 or later: a single server, Sentinel, or Redis Cluster
@@ -687,17 +694,17 @@ class RedisStore(SessionStore):
         created meanwhile in a part not listed stays, as it would if it had
         been created just after the call.
         """
-        keep_key = "" if keep is None else self.session_key(keep)
+        args = ["" if keep is None else keep, self.session_key("")]
         keys = self.user_keys(user_id)
         script = self._delete_all_for_user_script
         with self._errors("delete the user's sessions"):
             if not self.cluster:
-                return int(script(keys=keys, args=[keep_key]))
+                return int(script(keys=keys, args=args))
             pipeline = self.client.pipeline()
             for key in keys:
                 pipeline.exists(key)
             found = [key for key, exists in zip(keys, pipeline.execute(), strict=True) if exists]
-            return sum(int(script(keys=[key], args=[keep_key])) for key in found)
+            return sum(int(script(keys=[key], args=args)) for key in found)
 
     def iterate(
         self,
@@ -751,9 +758,9 @@ class RedisStore(SessionStore):
                 pipeline.zrange(key, 0, -1)
             with self._errors("list the user's sessions"):
                 parts = pipeline.execute()
-            members = [member for part in parts for member in part]
-            for offset in range(0, len(members), batch_size):
-                yield members[offset : offset + batch_size]
+            keys = [self.session_key(_text(member)) for part in parts for member in part]
+            for offset in range(0, len(keys), batch_size):
+                yield keys[offset : offset + batch_size]
 
     def _read(self, keys: t.Sequence[t.Any]) -> list[SessionRecord]:
         """Read sessions by key in one round trip, skipping those that expired
