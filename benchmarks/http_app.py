@@ -1,5 +1,6 @@
 """The app gunicorn serves for ``python -m benchmarks.http``: one stack, named
-by ``KITSESSION_BENCH_STACK``, on the database ``KITSESSION_BENCH_DATABASE_URL``.
+by ``KITSESSION_BENCH_STACK``, on the database ``KITSESSION_BENCH_DATABASE_URL``
+(with ``KITSESSION_BENCH_PREPARE_THRESHOLD``, psycopg prepares statements).
 """
 
 from __future__ import annotations
@@ -22,5 +23,10 @@ FACTORIES = {
 def create_app() -> Flask:
     url = os.environ["KITSESSION_BENCH_DATABASE_URL"]
     kind = "sqlite" if url.startswith("sqlite") else "postgresql"
-    stack = FACTORIES[os.environ["KITSESSION_BENCH_STACK"]](stacks.Database(kind, url))
+    database = stacks.Database(kind, url)
+    threshold = os.environ.get("KITSESSION_BENCH_PREPARE_THRESHOLD")
+    if threshold:
+        # psycopg's own default is 5: statements prepared on the server.
+        database.engine_options = {"connect_args": {"prepare_threshold": int(threshold)}}
+    stack = FACTORIES[os.environ["KITSESSION_BENCH_STACK"]](database)
     return stack.app
