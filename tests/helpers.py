@@ -26,6 +26,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from alembic import command
+from benchmarks.queries import QueryRecorder
 from flask import Flask
 from flask import jsonify
 from flask import request
@@ -51,7 +52,6 @@ from flask_kitsession.stores.base import SessionRecord
 from flask_kitsession.stores.redis import _FIELDS as REDIS_FIELDS
 from flask_kitsession.stores.redis import _glob_escape as glob_escape
 from flask_kitsession.stores.sql import create_store_engine
-from flask_kitsession.testing import QueryRecorder
 
 POSTGRESQL_URL = os.environ.get(
     "KITSESSION_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

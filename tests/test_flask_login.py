@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from benchmarks.queries import QueryRecorder
 from flask.testing import FlaskClient
-
-from flask_kitsession.testing import QueryRecorder
 
 from .helpers import LoginApp
 from .helpers import make_login_app

@@ -7,12 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from benchmarks.queries import QueryRecorder
 from flask import Flask
 from flask import session
 from flask.testing import FlaskClient
 
 from flask_kitsession import KitSession
-from flask_kitsession.testing import QueryRecorder
 
 from .helpers import add_views
 from .helpers import Backend
