@@ -14,13 +14,13 @@ from flask.testing import FlaskClient
 
 from flask_kitsession import KitSession
 
-from .helpers import add_views
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import log_in
-from .helpers import SECRET_KEY
-from .helpers import session_cookie
-from .helpers import SQLBackend
+from .support.apps import add_views
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
+from .support.backends import SQLBackend
+from .support.clients import log_in
+from .support.clients import session_cookie
 
 
 def token_of(cookie: str) -> str:
