@@ -31,13 +31,13 @@ from . import test_reliability_concurrency
 from . import test_reliability_cookies
 from . import test_reliability_expiry
 from . import test_stores
-from .helpers import add_views
-from .helpers import IN_CI
-from .helpers import SECRET_KEY
-from .helpers import SQLBackend
-from .helpers import upgrade
-from .topologies import contract_tests
-from .topologies import PgBouncer
+from .support.apps import add_views
+from .support.apps import SECRET_KEY
+from .support.backends import SQLBackend
+from .support.servers import IN_CI
+from .support.servers import upgrade
+from .support.topologies import contract_tests
+from .support.topologies import PgBouncer
 
 MODES = ("transaction", "session")
 SQL_FIXTURES = frozenset({"backend", "app", "client", "sql_backend", "fast_read_backend"})

@@ -21,15 +21,15 @@ from flask_kitsession.models import utc_now
 from flask_kitsession.stores.sql import create_store_engine
 
 from . import test_stores
-from .failover import describe
-from .failover import Traffic
-from .helpers import add_views
-from .helpers import IN_CI
-from .helpers import SECRET_KEY
-from .helpers import upgrade
-from .topologies import contract_tests
-from .topologies import RedisClusterServers
-from .topologies import RedisTopologyBackend
+from .support.apps import add_views
+from .support.apps import SECRET_KEY
+from .support.failover import describe
+from .support.failover import Traffic
+from .support.servers import IN_CI
+from .support.servers import upgrade
+from .support.topologies import contract_tests
+from .support.topologies import RedisClusterServers
+from .support.topologies import RedisTopologyBackend
 
 globals().update(contract_tests(test_stores))
 

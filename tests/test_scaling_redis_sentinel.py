@@ -17,15 +17,15 @@ from flask_kitsession import KitSession
 from flask_kitsession.stores.redis import make_redis_client
 
 from . import test_stores
-from .failover import describe
-from .failover import Traffic
-from .helpers import add_views
-from .helpers import IN_CI
-from .helpers import SECRET_KEY
+from .support.apps import add_views
+from .support.apps import SECRET_KEY
+from .support.failover import describe
+from .support.failover import Traffic
+from .support.servers import IN_CI
+from .support.topologies import contract_tests
+from .support.topologies import RedisSentinelServers
+from .support.topologies import RedisTopologyBackend
 from .test_scaling_redis_cluster import make_users
-from .topologies import contract_tests
-from .topologies import RedisSentinelServers
-from .topologies import RedisTopologyBackend
 
 globals().update(contract_tests(test_stores))
 

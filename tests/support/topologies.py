@@ -19,7 +19,7 @@ from flask_kitsession.stores.base import SessionRecord
 from flask_kitsession.stores.redis import _FIELDS as REDIS_FIELDS
 from flask_kitsession.stores.redis import _glob_escape as glob_escape
 
-from .helpers import DictUsersBackend
+from .backends import DictUsersBackend
 
 __all__ = [
     "PgBouncer",
