@@ -3,8 +3,8 @@
 Loaded with ``-p tests.flask_suite.compat`` on every run, Flask's cookie
 session and kitsession alike, so it cannot tell them apart. Flask 3.1's
 conftest uses ``_pytest.monkeypatch.notset`` as a "no value" marker; pytest
-9.1 dropped that alias of ``_pytest.compat.NOTSET``. This puts it back when it
-is missing, and does nothing on a pytest that has it.
+9.1 dropped that alias of ``_pytest.compat.NOTSET`` (Flask issue #6071). This
+puts it back when it is missing, and does nothing on a pytest that has it.
 """
 
 from __future__ import annotations
