@@ -5,6 +5,7 @@ Redis backend for a cluster or a Sentinel-managed master.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing as t
@@ -43,9 +44,24 @@ def contract_tests(
     """The tests of ``module`` that use one of ``fixtures`` (``backend``,
     directly or through ``app`` and ``client``, by default), to be collected
     again by a module that overrides those fixtures with a topology of its own.
+
+    Each comes with the marks of its module (``pytestmark``: an app's
+    configuration, say), which a test collected elsewhere would lose.
     """
+    marks = getattr(module, "pytestmark", [])
+    marks = marks if isinstance(marks, list) else [marks]
+
+    def with_module_marks(test: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+        @functools.wraps(test)
+        def run(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            return test(*args, **kwargs)
+
+        for mark in marks:
+            run = mark(run)
+        return run
+
     return {
-        name: test
+        name: with_module_marks(test)
         for name, test in vars(module).items()
         if name.startswith("test_")
         and callable(test)
