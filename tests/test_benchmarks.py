@@ -113,3 +113,8 @@ def test_http_benchmark_of_topologies(postgresql_server: str) -> None:
     rows = [row for row in table.splitlines() if row.startswith(("| pgbouncer |", "| redis |"))]
     assert len(rows) == 2, table
     assert all(row.endswith("| 0 |") for row in rows), table
+
+
+def test_prepared_statements_benchmark(postgresql_server: str) -> None:
+    table = run_module("benchmarks.prepared", "--smoke")
+    assert "| unprepared (default) |" in table and "Difference:" in table, table
