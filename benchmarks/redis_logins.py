@@ -7,9 +7,11 @@ create script: the session, its entry in the user's index, pruning), as the
 client sees them and as Redis counts them (``INFO commandstats``: the time
 Redis is blocked). Then it lets every session of the largest size expire and
 times logins again: each one drops at most 32 expired index entries.
-Finally it reports Redis's memory per session for users with three devices,
-with Redis's default encoding limits and with ``hash-max-listpack-value``
-raised so that a session's hash stays compact.
+It also times touches (the write of a used session, once per touch
+interval) at the largest size. Finally it reports Redis's memory per
+session for users with three devices, with Redis's default encoding limits
+and with ``hash-max-listpack-value`` raised so that a session's hash stays
+compact.
 
 It starts a redis-server of its own on 127.0.0.1 (no other client disturbs
 the figures), stopped at the end.
@@ -81,14 +83,25 @@ def _script_usec(client: redis.Redis) -> tuple[int, int]:
     return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
-def time_logins(store: RedisStore, admin: redis.Redis, label: str, logins: int) -> LoginResult:
-    """Time ``logins`` logins of :data:`USER_ID` (each a new session)."""
+def time_logins(
+    store: RedisStore, admin: redis.Redis, label: str, logins: int, *, touch: bool = False
+) -> LoginResult:
+    """Time ``logins`` logins of :data:`USER_ID` (each a new session); with
+    ``touch``, time a touch of each of those sessions afterwards instead.
+    """
     records = [_record(USER_ID, timedelta(hours=1)) for _ in range(logins)]
+    if touch:
+        for record in records:
+            store.create(record)
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
     timings = []
     calls_before, usec_before = _script_usec(admin)
     for record in records:
         start = time.perf_counter()
-        store.create(record)
+        if touch:
+            store.touch(record.id, last_seen_at=later, expires_at=later + timedelta(hours=1))
+        else:
+            store.create(record)
         timings.append((time.perf_counter() - start) * 1e6)
     calls_after, usec_after = _script_usec(admin)
     calls = max(calls_after - calls_before, 1)
@@ -161,6 +174,7 @@ def run(url: str, sizes: list[int], logins: int, memory_users: int) -> int:
             print(f"timed {size:,}", file=sys.stderr, flush=True)
             # The timed logins added sessions of their own: count them.
             filled += logins
+        results.append(time_logins(store, admin, f"{filled:,} live: touches", logins, touch=True))
         _cleanup(admin, prefix)
         largest = sizes[-1]
         _fill(store, largest, timedelta(milliseconds=1))
@@ -180,7 +194,7 @@ def run(url: str, sizes: list[int], logins: int, memory_users: int) -> int:
         _cleanup(admin, prefix)
         store.close()
         admin.close()
-    print("| the user's sessions | logins | client p50 µs | client p99 µs | Redis µs per login |")
+    print("| the user's sessions | logins | client p50 µs | client p99 µs | Redis µs per call |")
     print("|---|---:|---:|---:|---:|")
     for result in results:
         print(

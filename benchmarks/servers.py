@@ -664,9 +664,18 @@ class PostgreSQLPair:
     Replication is synchronous (``synchronous_standby_names = '*'``): a
     commit is acknowledged once the standby has it, so a failover loses no
     acknowledged session. :attr:`url` is the multi-host URL an app uses.
+
+    :param with_standby: ``False`` for the primary alone (a server of its
+        own for a measurement that nothing else disturbs).
+    :param durable: Flush to disk as PostgreSQL does by default (``fsync``);
+        off by default, for speed: these clusters are thrown away.
     """
 
-    def __init__(self, *, max_seconds: int = 600) -> None:
+    def __init__(
+        self, *, with_standby: bool = True, durable: bool = False, max_seconds: int = 600
+    ) -> None:
+        self.with_standby = with_standby
+        self.durable = durable
         self.workspace = Workspace("kitsession-postgresql-", user="postgres")
         self.primary_port, self.standby_port = free_ports(2)
         self.primary_dir = self.workspace.path / "primary"
@@ -735,8 +744,8 @@ class PostgreSQLPair:
             "wal_level": "replica",
             "max_wal_senders": "4",
             "hot_standby": "on",
-            "fsync": "off",
-            "full_page_writes": "off",
+            "fsync": "on" if self.durable else "off",
+            "full_page_writes": "on" if self.durable else "off",
             "shared_buffers": "32MB",
             "max_connections": "50",
         }
@@ -746,6 +755,8 @@ class PostgreSQLPair:
             hba.write("host replication all 127.0.0.1/32 trust\n")
         self.primary.start()
         self.wait_until_accepting(self.primary_port)
+        if not self.with_standby:
+            return
         self.workspace.run(
             [
                 basebackup,
