@@ -8,7 +8,8 @@ gunicorn is stopped after each stack.
 With ``--topologies`` it measures kitsession on the topologies of
 ``docs/scaling.md`` side by side, in one run, under gunicorn with 4 workers:
 authenticated reads and logins (``POST /login``, a new session each) on
-PostgreSQL directly (with and without server-side prepared statements),
+PostgreSQL directly (with prepared statements, kitsession's default there,
+and without, as behind a pooler),
 through PgBouncer in transaction mode, on one Redis and on a 3-master Redis
 Cluster. It starts PgBouncer, the Redis server and the cluster itself
 (:mod:`benchmarks.servers`), on 127.0.0.1, and stops them at the end.
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 #: The topologies ``--topologies`` knows, in the order of the table.
 TOPOLOGIES = [
     "postgresql",
-    "postgresql-prepared",
+    "postgresql-unprepared",
     "pgbouncer",
     "redis",
     "redis-cluster",
@@ -239,8 +240,8 @@ def measure_topologies(names: list[str], seconds: int, connections: int, workers
                 "KITSESSION_BENCH_STACK": "kitsession",
                 "KITSESSION_BENCH_DATABASE_URL": bouncer.direct_url,
             }
-            if name == "postgresql-prepared":
-                environment["KITSESSION_BENCH_PREPARE_THRESHOLD"] = "5"
+            if name == "postgresql-unprepared":
+                environment["KITSESSION_BENCH_PREPARE_THRESHOLD"] = "none"
             elif name == "pgbouncer":
                 environment["KITSESSION_BENCH_DATABASE_URL"] = bouncer.url()
             elif name == "redis":

@@ -1,6 +1,6 @@
 """The app gunicorn serves for ``python -m benchmarks.http``: one stack, named
 by ``KITSESSION_BENCH_STACK``, on the database ``KITSESSION_BENCH_DATABASE_URL``
-(with ``KITSESSION_BENCH_PREPARE_THRESHOLD``, psycopg prepares statements).
+(``KITSESSION_BENCH_PREPARE_THRESHOLD``: psycopg's, ``none`` for never).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def create_app() -> Flask:
     database = stacks.Database(kind, url)
     threshold = os.environ.get("KITSESSION_BENCH_PREPARE_THRESHOLD")
     if threshold:
-        # psycopg's own default is 5: statements prepared on the server.
-        database.engine_options = {"connect_args": {"prepare_threshold": int(threshold)}}
+        # "none": never prepared, as kitsession's engine does behind a pooler.
+        value = None if threshold == "none" else int(threshold)
+        database.engine_options = {"connect_args": {"prepare_threshold": value}}
     stack = FACTORIES[os.environ["KITSESSION_BENCH_STACK"]](database)
     return stack.app

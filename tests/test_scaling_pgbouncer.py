@@ -16,6 +16,7 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
+from benchmarks.queries import QueryRecorder
 from flask import Flask
 
 from flask_kitsession import KitSession
@@ -32,6 +33,7 @@ from . import test_reliability_cookies
 from . import test_reliability_expiry
 from . import test_stores
 from .support.apps import add_views
+from .support.apps import Clock
 from .support.apps import SECRET_KEY
 from .support.backends import SQLBackend
 from .support.servers import IN_CI
@@ -185,3 +187,53 @@ def test_prepared_statements_would_fail_there(
         users.reset()
     assert statuses.get(503, 0) > 0
     assert set(statuses) <= {200, 503}
+
+
+def test_statements_are_prepared_only_on_direct_connections(
+    pgbouncer: PgBouncer, pgbouncer_engines: dict[str, sa.Engine]
+) -> None:
+    """The engine tells a pooler from PostgreSQL itself by the backend pid
+    each announces: only a direct connection prepares (psycopg's threshold).
+    """
+    direct = create_store_engine(pgbouncer.direct_url)
+    explicit = create_store_engine(pgbouncer.url(), connect_args={"prepare_threshold": 2})
+    try:
+        thresholds = {
+            name: engine.raw_connection().driver_connection.prepare_threshold
+            for name, engine in {
+                **pgbouncer_engines,
+                "direct": direct,
+                "explicit": explicit,
+            }.items()
+        }
+    finally:
+        direct.dispose()
+        explicit.dispose()
+    assert thresholds == {"transaction": None, "session": None, "direct": 5, "explicit": 2}
+
+
+def test_the_hot_path_through_pgbouncer_is_one_statement(
+    pgbouncer_engines: dict[str, sa.Engine], clock: Clock
+) -> None:
+    """An authenticated read through the pooler: one SELECT, one round trip,
+    no write, and no statement prepared.
+    """
+    engine = pgbouncer_engines["transaction"]
+    sql = SQLBackend("postgresql", engine)
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = SECRET_KEY
+    KitSession(app, store=sql.store, clock=clock)
+    add_views(app)
+    client = app.test_client()
+    user_id = sql.add_user("ada@example.com")
+    try:
+        client.post("/login", data={"user_id": str(user_id)})
+        for _ in range(10):  # past psycopg's threshold, were it preparing
+            clock.advance(seconds=1)
+            with QueryRecorder(engine) as recorder:
+                assert client.get("/me").json == {"user_id": user_id, "email": "ada@example.com"}
+            [statement] = recorder.statements
+            assert statement.startswith("SELECT") and recorder.round_trips == 1
+            assert recorder.writes() == []
+    finally:
+        sql.reset()
