@@ -81,10 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|")
     for name, value in medians.items():
         print(f"| {name} | {value:,.1f} |")
-    unprepared, prepared = medians.values()
+    prepared, unprepared = medians.values()
     print()
     print(
-        f"Difference: {unprepared - prepared:+,.1f} µs per read ({unprepared / prepared - 1:+.1%})."
+        f"Unprepared costs {unprepared - prepared:+,.1f} µs per read"
+        f" ({unprepared / prepared - 1:+.1%})."
     )
     return 0
 
