@@ -199,7 +199,7 @@ def test_statements_are_prepared_only_on_direct_connections(
     explicit = create_store_engine(pgbouncer.url(), connect_args={"prepare_threshold": 2})
     try:
         thresholds = {
-            name: engine.raw_connection().driver_connection.prepare_threshold
+            name: t.cast(t.Any, engine.raw_connection().driver_connection).prepare_threshold
             for name, engine in {
                 **pgbouncer_engines,
                 "direct": direct,
