@@ -8,7 +8,7 @@ client sees them and as Redis counts them (``INFO commandstats``: the time
 Redis is blocked). Then it lets every session of the largest size expire and
 times logins again: each one drops at most 32 expired index entries.
 It also times touches (the write of a used session, once per touch
-interval) at the largest size. Finally it reports Redis's memory per
+interval) and reads (``HMGET``) at the largest size. Finally it reports Redis's memory per
 session for users with three devices, with Redis's default encoding limits
 and with ``hash-max-listpack-value`` raised so that a session's hash stays
 compact.
@@ -77,33 +77,37 @@ def _fill(store: RedisStore, count: int, ttl: timedelta) -> None:
         store.create(_record(USER_ID, ttl))
 
 
-def _script_usec(client: redis.Redis) -> tuple[int, int]:
-    """(calls, microseconds) of EVALSHA so far, as Redis counts them."""
-    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+def _script_usec(client: redis.Redis, command: str = "evalsha") -> tuple[int, int]:
+    """(calls, microseconds) of ``command`` so far, as Redis counts them."""
+    stats = client.info("commandstats").get(f"cmdstat_{command}", {})
     return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
 def time_logins(
-    store: RedisStore, admin: redis.Redis, label: str, logins: int, *, touch: bool = False
+    store: RedisStore, admin: redis.Redis, label: str, logins: int, *, then: str = "login"
 ) -> LoginResult:
     """Time ``logins`` logins of :data:`USER_ID` (each a new session); with
-    ``touch``, time a touch of each of those sessions afterwards instead.
+    ``then="touch"`` or ``"read"``, time a touch or a read of each of those
+    sessions afterwards instead.
     """
     records = [_record(USER_ID, timedelta(hours=1)) for _ in range(logins)]
-    if touch:
+    if then != "login":
         for record in records:
             store.create(record)
     later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    command = "hmget" if then == "read" else "evalsha"
     timings = []
-    calls_before, usec_before = _script_usec(admin)
+    calls_before, usec_before = _script_usec(admin, command)
     for record in records:
         start = time.perf_counter()
-        if touch:
+        if then == "touch":
             store.touch(record.id, last_seen_at=later, expires_at=later + timedelta(hours=1))
+        elif then == "read":
+            assert store.get(record.id, later) is not None
         else:
             store.create(record)
         timings.append((time.perf_counter() - start) * 1e6)
-    calls_after, usec_after = _script_usec(admin)
+    calls_after, usec_after = _script_usec(admin, command)
     calls = max(calls_after - calls_before, 1)
     timings.sort()
     return LoginResult(
@@ -174,7 +178,10 @@ def run(url: str, sizes: list[int], logins: int, memory_users: int) -> int:
             print(f"timed {size:,}", file=sys.stderr, flush=True)
             # The timed logins added sessions of their own: count them.
             filled += logins
-        results.append(time_logins(store, admin, f"{filled:,} live: touches", logins, touch=True))
+        filled += logins
+        results.append(time_logins(store, admin, f"{filled:,} live: touches", logins, then="touch"))
+        filled += logins
+        results.append(time_logins(store, admin, f"{filled:,} live: reads", logins, then="read"))
         _cleanup(admin, prefix)
         largest = sizes[-1]
         _fill(store, largest, timedelta(milliseconds=1))
@@ -194,7 +201,7 @@ def run(url: str, sizes: list[int], logins: int, memory_users: int) -> int:
         _cleanup(admin, prefix)
         store.close()
         admin.close()
-    print("| the user's sessions | logins | client p50 µs | client p99 µs | Redis µs per call |")
+    print("| the user's sessions | calls | client p50 µs | client p99 µs | Redis µs per call |")
     print("|---|---:|---:|---:|---:|")
     for result in results:
         print(

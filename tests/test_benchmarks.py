@@ -86,6 +86,7 @@ def test_http_benchmark(postgresql_server: str) -> None:
 def test_redis_logins_benchmark() -> None:
     table = run_module("benchmarks.redis_logins", "--smoke")
     assert "| 100 live | 20 |" in table and "| 100 expired | 20 |" in table, table
+    assert "live: touches" in table and "live: reads" in table, table
     assert "hash-max-listpack-value" in table, table
 
 
