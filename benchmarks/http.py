@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, help="gunicorn workers (2 for the stacks, 4 for --topologies)"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="with --topologies")
     parser.add_argument(
         "--topologies",
         help=f"measure these topologies instead of the stacks: {','.join(TOPOLOGIES)}",
@@ -200,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(names) - set(TOPOLOGIES)
         if unknown:
             parser.error(f"unknown topologies {sorted(unknown)}: choose from {TOPOLOGIES}")
-        return measure_topologies(names, args.seconds, args.connections, args.workers or 4)
+        return measure_topologies(
+            names, args.seconds, args.connections, args.workers or 4, args.rounds
+        )
     return measure_stacks(args)
 
 
@@ -214,8 +218,13 @@ TOPOLOGIES = [
 ]
 
 
-def measure_topologies(names: list[str], seconds: int, connections: int, workers: int) -> int:
-    """Print one row per topology: authenticated reads and logins."""
+def measure_topologies(
+    names: list[str], seconds: int, connections: int, workers: int, rounds: int
+) -> int:
+    """Print one row per topology: authenticated reads and logins, the
+    median of ``rounds`` interleaved rounds (every topology's server runs
+    the whole time, so a neighbour's load falls on all of them alike).
+    """
     from .servers import PgBouncer
     from .servers import RedisClusterServers
     from .servers import RedisServer
@@ -223,18 +232,15 @@ def measure_topologies(names: list[str], seconds: int, connections: int, workers
     from .stacks import populate
     from .stacks import POSTGRESQL_URL
 
-    print(
-        f"gunicorn, {workers} sync workers; wrk -t2 -c{connections} -d{seconds}s;"
-        " reads: GET /read with one login's cookie; logins: POST /login, a new session each."
-    )
-    print()
-    print("| topology | reads/s | read p99 ms | logins/s | login p99 ms | non-2xx |")
-    print("|---|---:|---:|---:|---:|---:|")
+    results: dict[str, dict[str, list[dict[str, float]]]] = {
+        name: {"reads": [], "logins": []} for name in names
+    }
     with contextlib.ExitStack() as servers:
         # PgBouncer brings the database every topology uses (users included),
         # so the direct rows read the very same tables.
         bouncer = servers.enter_context(PgBouncer(POSTGRESQL_URL, pool_size=8))
         populate(Database("postgresql", bouncer.direct_url))
+        ports = {}
         for name in names:
             environment = {
                 "KITSESSION_BENCH_STACK": "kitsession",
@@ -253,15 +259,34 @@ def measure_topologies(names: list[str], seconds: int, connections: int, workers
                 environment["KITSESSION_BENCH_STACK"] = "kitsession-redis"
                 environment["KITSESSION_BENCH_REDIS_URL"] = cluster.url
                 environment["KITSESSION_BENCH_REDIS_CLUSTER"] = "1"
-            with serve(environment, workers) as port:
-                reads = wrk(port, log_in(port, 1), seconds, connections)
-                logins = wrk(port, None, seconds, connections, path="/login", script=LOGIN_SCRIPT)
-            print(
-                f"| {name} | {reads['rps']:,.0f} | {reads.get('p99_ms', 0):.2f}"
-                f" | {logins['rps']:,.0f} | {logins.get('p99_ms', 0):.2f}"
-                f" | {reads['non_2xx'] + logins['non_2xx']:.0f} |",
-                flush=True,
-            )
+            port = servers.enter_context(serve(environment, workers))
+            ports[name] = (port, log_in(port, 1))
+        for _ in range(rounds):
+            for name, (port, cookie) in ports.items():
+                results[name]["reads"].append(wrk(port, cookie, seconds, connections))
+                results[name]["logins"].append(
+                    wrk(port, None, seconds, connections, path="/login", script=LOGIN_SCRIPT)
+                )
+    print(
+        f"gunicorn, {workers} sync workers per topology; wrk -t2 -c{connections}"
+        f" -d{seconds}s; median of {rounds} interleaved rounds. Reads: GET /read with one"
+        " login's cookie; logins: POST /login, a new session each."
+    )
+    print()
+    print("| topology | reads/s | read p99 ms | logins/s | login p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, runs in results.items():
+
+        def median(kind: str, key: str, runs: dict[str, list[dict[str, float]]] = runs) -> float:
+            return statistics.median(run.get(key, 0.0) for run in runs[kind])
+
+        failures = sum(run["non_2xx"] for kind in runs.values() for run in kind)
+        print(
+            f"| {name} | {median('reads', 'rps'):,.0f} | {median('reads', 'p99_ms'):.2f}"
+            f" | {median('logins', 'rps'):,.0f} | {median('logins', 'p99_ms'):.2f}"
+            f" | {failures:.0f} |",
+            flush=True,
+        )
     return 0
 
 

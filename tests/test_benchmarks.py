@@ -110,6 +110,8 @@ def test_http_benchmark_of_topologies(postgresql_server: str) -> None:
         "2",
         "--workers",
         "2",
+        "--rounds",
+        "1",
     )
     rows = [row for row in table.splitlines() if row.startswith(("| pgbouncer |", "| redis |"))]
     assert len(rows) == 2, table
