@@ -124,13 +124,14 @@ def test_failover_of_the_master_mid_traffic(
         before = traffic.sessions_lost(until=checkpoint)
         window = traffic.sessions_lost(checkpoint, killed)
         after = traffic.sessions_lost(killed)
-        in_window = sum(checkpoint <= a.at < killed for a in traffic.acknowledged)
+        count = traffic.count_acknowledged
         print(
             f"\nRedis Sentinel failover: {recovered - killed:.1f} s from the kill to the last"
-            f" failure; answers in the gap: {describe(gap)}; sessions acknowledged:"
-            f" {len(traffic.acknowledged)}; lost: {len(before)} before the checkpoint,"
-            f" {len(window)} of the {in_window} in the {killed - checkpoint:.1f} s between"
-            f" the checkpoint and the kill, {len(after)} after the kill"
+            f" failure; answers in the gap: {describe(gap)}; sessions lost of those"
+            f" acknowledged: before the checkpoint {len(before)} of {count(until=checkpoint)},"
+            f" in the {killed - checkpoint:.1f} s between the checkpoint and the kill"
+            f" {len(window)} of {count(checkpoint, killed)}, after the kill {len(after)} of"
+            f" {count(since=killed)}"
         )
         assert before == [] and after == []
         assert gap.get(503, 0) > 0

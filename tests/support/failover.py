@@ -140,6 +140,10 @@ class Traffic:
                 return end
         raise TimeoutError(f"the app did not recover within {timeout:.0f} s")
 
+    def count_acknowledged(self, since: float = 0, until: float = float("inf")) -> int:
+        """How many logins were acknowledged between ``since`` and ``until``."""
+        return sum(since <= a.at < until for a in self.acknowledged)
+
     def sessions_lost(self, since: float = 0, until: float = float("inf")) -> list[Acknowledged]:
         """The sessions acknowledged between ``since`` and ``until`` that no
         longer name their user (a 503 counts as not lost: asked again later).
