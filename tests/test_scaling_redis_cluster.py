@@ -4,6 +4,7 @@ by the tests: the store's contract, the configuration, and a failover.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import signal
 import time
@@ -16,6 +17,7 @@ from redis.cluster import RedisCluster
 
 from flask_kitsession import KitSession
 from flask_kitsession import RedisStore
+from flask_kitsession import SessionRecord
 from flask_kitsession.models import user_table
 from flask_kitsession.models import utc_now
 from flask_kitsession.stores.sql import create_store_engine
@@ -180,3 +182,42 @@ def test_failover_of_a_master_mid_traffic(
         # cluster whole again.
         redis_cluster.restart(victim)
         redis_cluster.wait_until_healthy()
+
+
+def record_tagged(tag: str, user_id: int | None = None) -> SessionRecord:
+    """A session whose id has hash tag ``tag``: its slot is chosen."""
+    while True:
+        record = test_stores.make_record(user_id)
+        if record.id.startswith(tag):
+            return record
+
+
+def test_writes_across_slots_keep_the_guarantees(backend: RedisTopologyBackend) -> None:
+    """The writes that name two sessions in different slots take two steps:
+    they still replace, rename and refuse as in one script.
+    """
+    store, now = backend.store, test_stores.NOW
+    ada = backend.add_user("ada@example.com")
+    old, new = record_tagged("00", ada), record_tagged("ff", ada)
+    assert backend.client.keyslot(store.session_key(old.id)) != backend.client.keyslot(
+        store.session_key(new.id)
+    )
+    store.create(old)
+    store.create(new, replaces=old.id)
+    assert store.get(old.id, now) is None and store.get(new.id, now) is not None
+    assert {r.id for r in store.iterate(user_id=ada)} == {new.id}
+
+    # A new token in another slot: the session moves, its creation time with it.
+    renamed = dataclasses.replace(new, id=record_tagged("7f").id, data={"user_id": ada, "n": 1})
+    assert store.update(renamed, previous_id=new.id)
+    moved = store.get(renamed.id, now)
+    assert moved is not None and moved.data == {"user_id": ada, "n": 1}
+    assert moved.created_at == new.created_at and moved.user_agent == new.user_agent
+    assert store.get(new.id, now) is None
+    assert {r.id for r in store.iterate(user_id=ada)} == {renamed.id}
+
+    # A session revoked meanwhile is never written back under a new key.
+    assert store.delete_all_for_user(ada) == 1
+    again = dataclasses.replace(renamed, id=record_tagged("3c").id)
+    assert store.update(again, previous_id=renamed.id) is False
+    assert backend.rows() == []
