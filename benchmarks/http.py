@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
 #: The topologies ``--topologies`` knows, in the order of the table.
 TOPOLOGIES = [
+    "floor",
     "postgresql",
     "postgresql-unprepared",
     "pgbouncer",
@@ -246,7 +247,11 @@ def measure_topologies(
                 "KITSESSION_BENCH_STACK": "kitsession",
                 "KITSESSION_BENCH_DATABASE_URL": bouncer.direct_url,
             }
-            if name == "postgresql-unprepared":
+            if name == "floor":
+                # The yardstick: a bare view reading one user row (its
+                # "logins" only set a cookie), to read the others against.
+                environment["KITSESSION_BENCH_STACK"] = "floor"
+            elif name == "postgresql-unprepared":
                 environment["KITSESSION_BENCH_PREPARE_THRESHOLD"] = "none"
             elif name == "pgbouncer":
                 environment["KITSESSION_BENCH_DATABASE_URL"] = bouncer.url()
