@@ -167,6 +167,52 @@ def floor(database: Database) -> Stack:
     )
 
 
+#: The raw floor's statement, in each driver's parameter style.
+_RAW_USER_ROW = {
+    "sqlite": 'SELECT id, email FROM "user" WHERE id = ?',
+    "postgresql": 'SELECT id, email FROM "user" WHERE id = %s',
+}
+
+
+def raw_floor(database: Database) -> Stack:
+    """A bare Flask view running one raw DBAPI statement on a pooled
+    connection, no session at all: the true minimum any server-side session
+    pays for an authenticated read.
+    """
+    # Autocommit and no reset on return: the statement is the only round
+    # trip (psycopg sends no BEGIN before it, the pool no ROLLBACK after).
+    engine = database.engine(isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+    sql = _RAW_USER_ROW[database.kind]
+    app = Flask("raw-floor")
+
+    @app.get("/anon")
+    def anon() -> str:
+        return "hello guest"
+
+    @app.get("/read")
+    def read() -> str:
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, (USER_ID,))
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            connection.close()
+        assert row is not None
+        return str(row[1])
+
+    @app.post("/login")
+    def login() -> Response:
+        response = make_response("in")
+        response.set_cookie("floor", "f" * 87, httponly=True)
+        return response
+
+    return Stack(
+        f"raw floor ({database.kind})", app, [engine], frozenset({"anon", "read"}), engine.dispose
+    )
+
+
 def _kitsession_views(app: Flask, find_user: t.Callable[[int], t.Any]) -> None:
     @app.get("/anon")
     def anon() -> str:
@@ -350,6 +396,7 @@ def cookie_login(database: Database) -> Stack:
 
 #: The stacks of one database, in the order of the table.
 SQL_STACKS: list[t.Callable[[Database], Stack]] = [
+    raw_floor,
     floor,
     kitsession_sql,
     kitsession_redis,

@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from . import tokens
 from .cookies import CookieSigner
 from .exceptions import StoreUnavailableError
+from .exceptions import UnknownUserError
 from .lifecycle import Action
 from .lifecycle import CookieAction
 from .lifecycle import CookieState
@@ -34,6 +35,9 @@ from .stores.base import SessionRecord
 from .stores.base import SessionStore
 
 logger = logging.getLogger("flask_kitsession")
+
+#: Stands for a user id in the data that cannot be any user's.
+_NOBODY: t.Any = object()
 
 #: Where a store failure met while opening the session waits for the
 #: ``before_request`` hook that turns it into a 503.
@@ -150,9 +154,14 @@ class KitSessionInterface(SessionInterface):
             record, token, cookie=CookieState.VALID if current_key else CookieState.OLD_KEY
         )
         lifecycle = session.lifecycle
-        if lifecycle.user_from(session) != record.user_id:
+        try:
+            named = lifecycle.user_from(session)
+        except UnknownUserError:
+            named = _NOBODY
+        if named != record.user_id:
             # The stored link and the data disagree (the user's key changed
-            # under the session): it belongs to nobody, and ends.
+            # under the session, or KITSESSION_USER_ID_KEYS did): it belongs
+            # to nobody, and ends.
             logger.warning("Ended a session whose data names another user than its link.")
             lifecycle.end(session)
             session.modified = False
