@@ -21,9 +21,9 @@ from flask_kitsession import KitSession
 from flask_kitsession import SessionRecord
 from flask_kitsession.cli import cleanup
 
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import SECRET_KEY
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
 
 
 def test_db_upgrade_check_current_and_downgrade(empty_database: sa.Engine) -> None:
