@@ -14,6 +14,7 @@ import typing as t
 
 import pytest
 import sqlalchemy as sa
+from benchmarks.queries import QueryRecorder
 from flask import Flask
 from flask.testing import FlaskClient
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -22,13 +23,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flask_kitsession import KitSession
-from flask_kitsession.testing import QueryRecorder
 
-from .helpers import add_views
-from .helpers import Clock
-from .helpers import log_in
-from .helpers import SECRET_KEY
-from .helpers import SQLBackend
+from .support.apps import add_views
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import SQLBackend
+from .support.clients import log_in
 
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
