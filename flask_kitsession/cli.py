@@ -14,8 +14,8 @@ import click
 from flask.cli import AppGroup
 
 from . import migrate
-from .extension import get_state
 from .models import utc_now
+from .state import get_state
 from .stores import SessionRecord
 from .stores import SessionStore
 
@@ -79,7 +79,7 @@ def cleanup(batch_size: int) -> None:
         click.echo(f"Nothing to do: {type(state.store).__name__} expires sessions by itself.")
         return
     # The database's own clock, unless the app runs on a clock of its own (tests).
-    now = None if state.interface.clock is utc_now else state.interface.clock()
+    now = None if state.clock is utc_now else state.clock()
     counter = _Progress(sys.stdout.isatty())
     count = state.store.purge_expired(now, batch_size=batch_size, progress=counter.add)
     counter.done()
@@ -190,7 +190,7 @@ def list_sessions(user_id: str | None, limit: int, include_expired: bool, full_i
     too.
     """
     state = get_state()
-    now = state.interface.clock()
+    now = state.clock()
     kwargs: dict[str, t.Any] = {
         "now": None if include_expired else now,
         "batch_size": min(limit + 1, 500),
@@ -246,7 +246,7 @@ def revoke(user_id: str | None, session_id: str | None) -> None:
         raise click.UsageError("Pass exactly one of --user ID or --session ID.")
     state = get_state()
     store = state.store
-    now = state.interface.clock()
+    now = state.clock()
     if user_id is not None:
         records = list(store.iterate(user_id=user_id))
         count = store.delete_all_for_user(user_id)
