@@ -125,7 +125,7 @@ def test_list_is_a_table_a_person_can_read(app: Flask, backend: Backend, clock: 
         create_session(user_id=ada)
     clock.advance(minutes=5)
     with app.app_context():
-        create_session()
+        create_session(data={"cart": "2 pears"})
     result = app.test_cli_runner().invoke(args=["kitsession", "list"])
     assert result.exit_code == 0, result.output
     header, *rows, total = result.output.splitlines()
