@@ -83,7 +83,8 @@ def cleanup(batch_size: int) -> None:
     counter = _Progress(sys.stdout.isatty())
     count = state.store.purge_expired(now, batch_size=batch_size, progress=counter.add)
     counter.done()
-    click.echo(f"Deleted {count:,} expired {_plural(count, 'session')}.")
+    # A plain number: scripts read this line.
+    click.echo(f"Deleted {count} expired {_plural(count, 'session')}.")
 
 
 class _Progress:
