@@ -471,7 +471,9 @@ class SessionLifecycle:
         origin = self.origin
         assert origin is not None
         settings = self.context.settings
-        resend = self.cookie is CookieState.OLD_KEY or (refresh_cookie and session.permanent)
+        resend = self.cookie is CookieState.OLD_KEY or (
+            refresh_cookie and bool(dict.get(session, "_permanent", False))
+        )
         cookie = CookieAction.SET if resend else CookieAction.KEEP
         if not settings.touch_due(origin.last_seen_at, now):
             return Outcome(Action.NOTHING, cookie)

@@ -11,14 +11,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from tests.flask_suite.run import session_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.xfail(strict=True, reason="lifecycle redesign (issue 12) pending")
 def test_flask_session_tests_pass_on_kitsession() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "tests.flask_suite.run"],

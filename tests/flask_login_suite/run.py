@@ -9,8 +9,8 @@ the session survives ``login_user``, as with the cookie session), and on
 kitsession's default (no key is carried into the logged-in session). Every
 test that passes on the cookie session must pass on the first kitsession run,
 but those in ``DOCUMENTED_DIFFERENCES`` (each with its reason); it exits 1
-otherwise, printing the tests that regressed. The default run's
-differences are printed: they are what the default changes on purpose.
+otherwise, printing the tests that regressed. The default run's differences
+are printed: they are what the default changes on purpose.
 
 Needs Flask-Login 0.6.3, ``semantic_version`` and ``flask[async]`` installed
 (the ``test`` extra has them).
