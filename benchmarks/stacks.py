@@ -267,6 +267,27 @@ def kitsession_sql(database: Database) -> Stack:
     return Stack(f"kitsession ({database.kind})", app, [engine], ALL_SCENARIOS, engine.dispose)
 
 
+def kitsession_sql_watched(database: Database) -> Stack:
+    """kitsession with its SQLAlchemyStore while a tool watches the engine: a
+    ``before_cursor_execute`` and an ``after_cursor_execute`` listener that do
+    nothing, so that the row shows what kitsession itself pays for being
+    watched (an OpenTelemetry or Sentry listener adds its own cost on top).
+    """
+    stack = kitsession_sql(database)
+    [engine] = stack.engines
+
+    def listener(*args: t.Any) -> None:
+        pass
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    sa.event.listen(engine, "after_cursor_execute", listener)
+    stack.name = f"kitsession + engine listener ({database.kind})"
+    # It shares the database with the plain stack: signing out the other
+    # devices there would find this stack's sessions of the same user too.
+    stack.scenarios = WITHOUT_REVOCATION
+    return stack
+
+
 REDIS_URL = os.environ.get("KITSESSION_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -399,6 +420,7 @@ SQL_STACKS: list[t.Callable[[Database], Stack]] = [
     raw_floor,
     floor,
     kitsession_sql,
+    kitsession_sql_watched,
     kitsession_redis,
     flask_session_login,
     cookie_login,

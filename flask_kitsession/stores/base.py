@@ -234,14 +234,25 @@ class SessionStore:
         """
         raise NotImplementedError("subclasses of SessionStore must provide iterate()")
 
-    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
+    def purge_expired(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = 1000,
+        progress: t.Callable[[int], None] | None = None,
+    ) -> int:
         """Delete sessions that expired before ``now``, ``batch_size`` at a
         time, so no single deletion holds locks for long.
 
         :param now: The time to compare with; ``None`` for the store's own
             clock (the database server's, for SQL stores: one clock for every
             app server that runs a cleanup).
+        :param progress: Called after each batch with how many sessions it
+            deleted (``flask kitsession cleanup`` shows a running count).
         :return: How many sessions were deleted.
+
+        .. versionchanged:: 0.1
+            The ``progress`` parameter.
         """
         raise NotImplementedError("subclasses of SessionStore must provide purge_expired()")
 

@@ -176,7 +176,13 @@ class MemoryStore(SessionStore):
                 return
             after = ids[-1]
 
-    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
+    def purge_expired(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = 1000,
+        progress: t.Callable[[int], None] | None = None,
+    ) -> int:
         if now is None:
             now = utc_now()
         deleted = 0
@@ -188,6 +194,8 @@ class MemoryStore(SessionStore):
                 for session_id in expired:
                     self._pop(session_id)
             deleted += len(expired)
+            if progress is not None:
+                progress(len(expired))
             if len(expired) < batch_size:
                 return deleted
 

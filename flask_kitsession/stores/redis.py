@@ -543,7 +543,13 @@ class RedisStore(SessionStore):
             records.append(record)
         return records
 
-    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
+    def purge_expired(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = 1000,
+        progress: t.Callable[[int], None] | None = None,
+    ) -> int:
         """Return 0: Redis deletes sessions when their TTL runs out."""
         return 0
 

@@ -495,7 +495,13 @@ class SQLAlchemyStore(SessionStore):
                 return
             after = rows[-1][0]
 
-    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
+    def purge_expired(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = 1000,
+        progress: t.Callable[[int], None] | None = None,
+    ) -> int:
         s = self.session_table
         cutoff = models.database_now() if now is None else now
         # Each batch is a short transaction of its own, deleting up to
@@ -540,6 +546,8 @@ class SQLAlchemyStore(SessionStore):
                 else:
                     count = picked = conn.execute(delete).rowcount
             deleted += count
+            if progress is not None:
+                progress(count)
             if picked < batch_size:
                 return deleted
 
