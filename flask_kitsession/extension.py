@@ -116,6 +116,7 @@ class KitSession:
         store = self._store if self._store is not None else self._make_store(app)
         store.serializer.max_size = settings.max_data_size
         interface = self.interface_class(store, settings, clock=self.clock)
+        interface.signer.warn_without_key(app)
         app.session_interface = interface
         app.extensions["kitsession"] = KitSessionState(self, store, settings, interface)
         # First, so that no other hook runs on a session that failed to load.

@@ -57,7 +57,8 @@ class MemoryStore(SessionStore):
         """See :meth:`SessionStore.check_user`: asks ``user_loader``, if any."""
         if self.user_loader is not None and self.load_user(user_id) is None:
             raise UnknownUserError(
-                f"The session names user {user_id!r}, whom user_loader does not find."
+                "The session names a user whom user_loader does not find (the user id"
+                " is left out of this message: it is session data, and messages are logged)."
             )
 
     def _decode(self, stored: tuple[SessionRecord, str], *, with_user: bool) -> SessionRecord:

@@ -393,7 +393,8 @@ class RedisStore(SessionStore):
         """See :meth:`SessionStore.check_user`: asks ``user_loader``, if any."""
         if self.user_loader is not None and self.load_user(user_id) is None:
             raise UnknownUserError(
-                f"The session names user {user_id!r}, whom user_loader does not find."
+                "The session names a user whom user_loader does not find (the user id"
+                " is left out of this message: it is session data, and messages are logged)."
             )
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:

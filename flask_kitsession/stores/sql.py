@@ -25,6 +25,10 @@ from .base import ALL_USERS
 from .base import SessionRecord
 from .base import SessionStore
 from .base import STORED_FIELDS
+from .sqlerrors import check_url
+from .sqlerrors import explain
+from .sqlerrors import missing_driver_message
+from .sqlerrors import safe_reason
 
 logger = logging.getLogger("flask_kitsession")
 
@@ -43,8 +47,16 @@ def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
 
     :param url: A SQLAlchemy database URL.
     :param options: Passed to :func:`sqlalchemy.create_engine`.
+    :raises ValueError: for a ``postgres://`` URL, naming the one to write.
+    :raises ModuleNotFoundError: if the URL's driver is not installed,
+        naming the extra that installs it.
     """
-    engine = sa.create_engine(url, **options)
+    url = sa.make_url(url)
+    check_url(url)
+    try:
+        engine = sa.create_engine(url, **options)
+    except ImportError as e:
+        raise ModuleNotFoundError(missing_driver_message(url, e), name=e.name) from e
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
     else:
@@ -308,42 +320,30 @@ class SQLAlchemyStore(SessionStore):
     # -- helpers ------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _errors(self, action: str, *, user_id: t.Any = None) -> t.Iterator[None]:
-        """Turn database errors into kitsession's own exceptions.
-
-        :param user_id: The user the written session names, for the error
-            when the database knows no such user.
-        """
+    def _errors(self, action: str) -> t.Iterator[None]:
+        """Turn database errors into kitsession's own exceptions."""
         try:
             yield
         except (sa_exc.DBAPIError, Disconnected, self._dbapi.Error) as e:
-            raise self._translate(action, e, user_id=user_id) from e
+            raise self._translate(action, e) from e
 
-    def _translate(self, action: str, e: Exception, *, user_id: t.Any = None) -> Exception:
-        """Return kitsession's exception for a database error met doing ``action``.
-
-        :param user_id: The user the written session names, for the error
-            when the database knows no such user.
-        """
+    def _translate(self, action: str, e: Exception) -> Exception:
+        """Return kitsession's exception for a database error met doing ``action``."""
         error = e.orig if isinstance(e, sa_exc.DBAPIError) and e.orig is not None else e
         if isinstance(error, self._dbapi.IntegrityError):
+            # Never the database's text: it quotes the values (the user id,
+            # the session id) and ends up in logs.
             text = str(error).lower()
             if "foreign key" in text:
                 return UnknownUserError(
-                    f"Cannot {action}: the session names user {user_id!r}, who does"
-                    f" not exist in table {self.user_table.name!r}."
+                    f"Cannot {action}: the session names a user who does not exist"
+                    f" in table {self.user_table.name!r}."
                 )
             if "unique" in text or "duplicate" in text:
                 return SessionExistsError(f"Cannot {action}: the session id exists already.")
         if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
-            logger.warning("Lost the connection to the session database: %s", error)
-        hint = ""
-        text = str(error).lower()
-        if "no such table" in text or "does not exist" in text or "doesn't exist" in text:
-            hint = " Create the tables with `flask kitsession db upgrade`."
-        return StoreUnavailableError(
-            f"Cannot {action}: the session database failed: {error}.{hint}"
-        )
+            logger.warning("Lost the connection to the session database: %s", safe_reason(error))
+        return StoreUnavailableError(explain(error, action))
 
     def _row_to_record(self, row: t.Sequence[t.Any]) -> SessionRecord:
         n = len(_SESSION_FIELDS)
@@ -412,7 +412,7 @@ class SQLAlchemyStore(SessionStore):
             "user_agent": record.user_agent,
             "ip_address": record.ip_address,
         }
-        with self._errors("store the session", user_id=row["user_id"]):
+        with self._errors("store the session"):
             if replaces is None:
                 self._write("insert", row)
                 return
@@ -428,7 +428,7 @@ class SQLAlchemyStore(SessionStore):
         if previous_id is not None and previous_id != record.id:
             values["v_id"] = record.id
             name = "update_renaming"
-        with self._errors("save the session", user_id=values["v_user_id"]):
+        with self._errors("save the session"):
             return self._write(name, values) > 0
 
     def touch(
