@@ -144,7 +144,7 @@ class KitSession:
             prefix=app.config["KITSESSION_REDIS_PREFIX"],
             user_loader=sql_store.load_user,
             user_attacher=sql_store.attach_user,
-            user_id_type=sql_store.user_id_type,
+            user_id_type=sql_store.user_key_type,
         )
 
     def _make_sql_store(self, app: Flask) -> SQLAlchemyStore:

@@ -18,10 +18,12 @@ from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
 from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
+from ..userkey import UserKeyType
 from ..users import UserFactory
 from ._fastpath import Disconnected
 from ._fastpath import FastStatement
 from .base import ALL_USERS
+from .base import NO_USER
 from .base import SessionRecord
 from .base import SessionStore
 from .base import STORED_FIELDS
@@ -237,10 +239,9 @@ class SQLAlchemyStore(SessionStore):
         self.users = UserFactory(
             user_model, self.user_columns, self.user_key, orm_session=orm_session
         )
-        try:
-            self.user_id_type = self.user_key.type.python_type
-        except NotImplementedError:
-            self.user_id_type = None
+        #: The key's type and range on this database: ids are converted to it
+        #: where they come in (and 2**31 for a 32-bit key is no user's id).
+        self.user_key_type = UserKeyType.for_column(self.user_key, engine.dialect)
         self._compile_statements()
 
     def _user_columns(self, user_fields: t.Sequence[str] | None) -> list[sa.Column[t.Any]]:
@@ -370,7 +371,8 @@ class SQLAlchemyStore(SessionStore):
         value, _ = self.serializer.dump(record.data)
         return {
             "v_data": value,
-            "v_user_id": self.coerce_user_id(record.user_id),
+            # Converted where it came in (user_id_from), not again here.
+            "v_user_id": record.user_id,
             "v_updated_at": record.updated_at,
             "v_last_seen_at": record.last_seen_at,
             "v_expires_at": record.expires_at,
@@ -389,10 +391,11 @@ class SQLAlchemyStore(SessionStore):
         return None if row is None else self._row_to_record(row)
 
     def load_user(self, user_id: t.Any) -> t.Any:
-        if user_id is None:
+        user_id = None if user_id is None else self._lookup_id(user_id)
+        if user_id is None or user_id is NO_USER:
             return None
         with self._errors("load the user"):
-            row = self._first("load_user", {"user_id": self.coerce_user_id(user_id)})
+            row = self._first("load_user", {"user_id": user_id})
         return None if row is None else self.users.build(row)
 
     def attach_user(self, user: t.Any) -> t.Any:
@@ -403,7 +406,7 @@ class SQLAlchemyStore(SessionStore):
         row = {
             "id": record.id,
             "data": value,
-            "user_id": self.coerce_user_id(record.user_id),
+            "user_id": record.user_id,
             "created_at": record.created_at,
             "updated_at": record.updated_at,
             "last_seen_at": record.last_seen_at,
@@ -456,7 +459,10 @@ class SQLAlchemyStore(SessionStore):
             return self._write("delete", {"id": session_id}) > 0
 
     def delete_all_for_user(self, user_id: t.Any, *, keep: str | None = None) -> int:
-        values = {"user_id": self.coerce_user_id(user_id)}
+        user_id = self._lookup_id(user_id)
+        if user_id is NO_USER:
+            return 0
+        values = {"user_id": user_id}
         name = "delete_for_user"
         if keep is not None:
             values["keep"] = keep
@@ -476,7 +482,10 @@ class SQLAlchemyStore(SessionStore):
         if user_id is None:
             statement = statement.where(s.c.user_id.is_(None))
         elif user_id is not ALL_USERS:
-            statement = statement.where(s.c.user_id == self.coerce_user_id(user_id))
+            user_id = self._lookup_id(user_id)
+            if user_id is NO_USER:
+                return
+            statement = statement.where(s.c.user_id == user_id)
         if now is not None:
             statement = statement.where(s.c.expires_at > now)
         after: str | None = None
