@@ -16,10 +16,10 @@ from flask.sessions import SessionInterface
 from flask.sessions import SessionMixin
 from werkzeug.wrappers import Response
 
+from . import requestinfo
 from . import tokens
 from .cookies import CookieSigner
 from .exceptions import StoreUnavailableError
-from .models import USER_AGENT_LENGTH
 from .models import utc_now
 from .session import ServerSession
 from .settings import Settings
@@ -316,13 +316,12 @@ class KitSessionInterface(SessionInterface):
     def _user_agent(self) -> str | None:
         if not self.settings.track_user_agent or not has_request_context():
             return None
-        agent = current_request.user_agent.string
-        return agent[:USER_AGENT_LENGTH] if agent else None
+        return requestinfo.user_agent(current_request)
 
     def _ip_address(self) -> str | None:
         if not self.settings.track_ip or not has_request_context():
             return None
-        return current_request.remote_addr
+        return requestinfo.client_address(current_request)
 
     # -- cookies ----------------------------------------------------------------
 
