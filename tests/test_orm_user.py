@@ -9,9 +9,9 @@ import typing as t
 import pytest
 from flask import session
 
-from .helpers import RedisKeyspace
-from .keyed_users import KeyedLoginApp
-from .keyed_users import make_keyed_login_app
+from .support.keyed_users import KeyedLoginApp
+from .support.keyed_users import make_keyed_login_app
+from .support.servers import RedisKeyspace
 
 
 @pytest.fixture(params=["sql", "redis"])

@@ -13,8 +13,8 @@ from flask_kitsession.models import IP_ADDRESS_LENGTH
 from flask_kitsession.models import USER_AGENT_LENGTH
 from flask_kitsession.requestinfo import normalize_address
 
-from .helpers import Backend
-from .helpers import Clock
+from .support.apps import Clock
+from .support.backends import Backend
 
 LONG_ZONE = "fe80::1%" + "a-very-long-interface-name-from-the-proxy" * 2
 

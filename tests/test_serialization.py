@@ -20,8 +20,8 @@ from markupsafe import Markup
 from flask_kitsession import SessionDataError
 from flask_kitsession.serialization import SessionSerializer
 
-from .helpers import Backend
-from .roundtrip import same
+from .support.backends import Backend
+from .support.data import same
 
 WHEN = datetime(2026, 11, 23, 12, 30, tzinfo=timezone.utc)
 

@@ -18,12 +18,12 @@ from flask_kitsession import KitSession
 from flask_kitsession.stores.sql import create_store_engine
 from flask_kitsession.stores.sqlerrors import explain
 
-from .helpers import add_views
-from .helpers import MARIADB_URL
-from .helpers import POSTGRESQL_URL
-from .helpers import SECRET_KEY
-from .pooler import PgBouncer
-from .pooler import require_pgbouncer
+from .support.apps import add_views
+from .support.apps import SECRET_KEY
+from .support.pooler import PgBouncer
+from .support.pooler import require_pgbouncer
+from .support.servers import MARIADB_URL
+from .support.servers import POSTGRESQL_URL
 
 UPGRADE = "flask kitsession db upgrade"
 

@@ -19,9 +19,9 @@ from flask_kitsession import SQLAlchemyStore
 from flask_kitsession import UnknownUserError
 from flask_kitsession.userkey import UserKeyType
 
-from .helpers import Backend
-from .helpers import RedisKeyspace
-from .keyed_users import make_keyed_login_app
+from .support.backends import Backend
+from .support.keyed_users import make_keyed_login_app
+from .support.servers import RedisKeyspace
 
 
 @pytest.mark.parametrize("where", ["sql", "redis"])

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from .helpers import IN_CI
+from .servers import IN_CI
 
 
 def pgbouncer_problem() -> str | None:

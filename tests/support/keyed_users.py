@@ -16,7 +16,7 @@ from flask import session
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
-from .helpers import SECRET_KEY
+from .apps import SECRET_KEY
 
 #: The key column's type and a function making the n-th user's id, by name.
 KEY_TYPES: dict[str, tuple[t.Any, t.Callable[[int], t.Any]]] = {
