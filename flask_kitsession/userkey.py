@@ -49,6 +49,9 @@ class UserKeyType:
     :param uuid_text: The key holds UUIDs as strings (SQLAlchemy's
         ``Uuid(as_uuid=False)``): ids are read as UUIDs and written as their
         canonical text.
+    :param mariadb_uuid: The key may be MariaDB's ``UUID`` type, which
+        refuses the values whose version nibble is 8 or more in the NCS
+        variant (MariaDB 10.11): those are no user's id.
 
     .. versionadded:: 0.1
     """
@@ -61,12 +64,14 @@ class UserKeyType:
         max_value: int | None = None,
         max_length: int | None = None,
         uuid_text: bool = False,
+        mariadb_uuid: bool = False,
     ) -> None:
         self.python_type = python_type
         self.min_value = min_value
         self.max_value = max_value
         self.max_length = max_length
         self.uuid_text = uuid_text
+        self.mariadb_uuid = mariadb_uuid
 
     @classmethod
     def of(cls, value: type | UserKeyType | None) -> UserKeyType:
@@ -86,9 +91,14 @@ class UserKeyType:
         while isinstance(column_type, TypeDecorator):
             column_type = column_type.impl_instance
         if isinstance(column_type, sa.Uuid):
+            # MariaDB's own UUID type (10.7+, which SQLAlchemy uses) refuses
+            # some 128-bit values that other databases keep. Whether a
+            # "mysql" URL reaches MariaDB is known only once connected: the
+            # rule holds for both (no UUID generator makes those values).
+            native = dialect.name in ("mysql", "mariadb") and column_type.native_uuid
             if column_type.as_uuid:
-                return cls(uuid.UUID)
-            return cls(str, uuid_text=True)
+                return cls(uuid.UUID, mariadb_uuid=native)
+            return cls(str, uuid_text=True, mariadb_uuid=native)
         if isinstance(column_type, sa.Integer):
             low, high = _integer_range(column_type, dialect)
             return cls(int, min_value=low, max_value=high)
@@ -157,14 +167,19 @@ class UserKeyType:
         return value
 
     def _uuid(self, value: t.Any) -> uuid.UUID:
-        if type(value) is uuid.UUID:
-            return value
         if type(value) is str and len(value) <= _LONGEST_UUID_TEXT:
             try:
-                return uuid.UUID(value)
+                value = uuid.UUID(value)
             except ValueError:
                 pass
-        raise self._refused(value)
+        if type(value) is not uuid.UUID:
+            raise self._refused(value)
+        if self.mariadb_uuid and not value.bytes[8] & 0x80 and value.bytes[6] >> 4 >= 8:
+            raise UnknownUserError(
+                "The user id is a UUID that MariaDB's UUID type refuses (version 8 or"
+                " more in the NCS variant): no user has it."
+            )
+        return value
 
     def _refused(self, value: t.Any) -> UnknownUserError:
         return UnknownUserError(

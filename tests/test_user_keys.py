@@ -179,3 +179,38 @@ def test_memory_store_with_uuid_users() -> None:
     assert store.load_user(str(ada)) == "ada"
     with pytest.raises(UnknownUserError, match=r"session\['_user_id'\]"):
         store.user_id_from({"_user_id": "nope"})
+
+
+@pytest.mark.parametrize("key", ["str", "int"])
+def test_only_the_exact_id_links_a_user(empty_database_url: str, key: str) -> None:
+    """MariaDB's collation finds "user-1" for "USER-1" and "user-1 ", and
+    SQLite under Flask-SQLAlchemy's engine enforces no foreign key: on every
+    database, an id that is not exactly a user's is UnknownUserError.
+    """
+    login_app = make_keyed_login_app(empty_database_url, key)
+    app = login_app.app
+    try:
+        ada = login_app.add_user(1, "ada")
+        store = app.extensions["kitsession"].store
+        wrong = ["USER-1", "user-1 ", "user-2"] if key == "str" else [999, 2]
+        pending: list[t.Any] = []
+
+        @app.post("/claim")
+        def claim() -> str:
+            session["_user_id"] = pending[-1]
+            return "claimed"
+
+        app.config["PROPAGATE_EXCEPTIONS"] = True
+        for value in wrong:
+            pending.append(value)
+            client = app.test_client()
+            with pytest.raises(UnknownUserError):
+                client.post("/claim")
+            assert store.load_user(value) is None
+        assert login_app.session_rows() == []
+        pending.append(ada)
+        assert app.test_client().post("/claim").text == "claimed"
+        [row] = login_app.session_rows()
+        assert row["user_id"] == ada
+    finally:
+        login_app.close()

@@ -208,6 +208,7 @@ class SQLAlchemyStore(SessionStore):
                 " give user_model= (or KITSESSION_USER_MODEL) too."
             )
         self.engine = engine
+        self._foreign_keys: bool | None = None
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._dbapi: t.Any = engine.dialect.loaded_dbapi
         # MySQL/MariaDB lock ranges (InnoDB), which cleanup must avoid: see
@@ -242,6 +243,17 @@ class SQLAlchemyStore(SessionStore):
         #: The key's type and range on this database: ids are converted to it
         #: where they come in (and 2**31 for a 32-bit key is no user's id).
         self.user_key_type = UserKeyType.for_column(self.user_key, engine.dialect)
+        #: Where the key is among the loaded user columns, to compare ids
+        #: exactly (string keys only: a collation may find another spelling).
+        self._key_index: int | None = None
+        if self.user_key_type.python_type is str:
+            for index, column in enumerate(self.user_columns):
+                if column is self.user_key:
+                    self._key_index = index
+        self._collation_compares = self._key_index is not None and engine.dialect.name in (
+            "mysql",
+            "mariadb",
+        )
         self._compile_statements()
 
     def _user_columns(self, user_fields: t.Sequence[str] | None) -> list[sa.Column[t.Any]]:
@@ -326,7 +338,10 @@ class SQLAlchemyStore(SessionStore):
         try:
             yield
         except (sa_exc.DBAPIError, Disconnected, self._dbapi.Error) as e:
-            raise self._translate(action, e) from e
+            # Not chained: the database's error, and SQLAlchemy's wrapper of it
+            # with the statement's parameters, quote the session's data, and a
+            # logged traceback shows the chain. The message says what failed.
+            raise self._translate(action, e) from None
 
     def _translate(self, action: str, e: Exception) -> Exception:
         """Return kitsession's exception for a database error met doing ``action``."""
@@ -387,8 +402,41 @@ class SQLAlchemyStore(SessionStore):
         try:
             row = self._first("get", {"id": session_id, "now": now})
         except (sa_exc.DBAPIError, Disconnected, self._dbapi.Error) as e:
-            raise self._translate("load the session", e) from e
+            raise self._translate("load the session", e) from None
         return None if row is None else self._row_to_record(row)
+
+    def check_user(self, user_id: t.Any) -> None:
+        """See :meth:`SessionStore.check_user`.
+
+        The session table's foreign key refuses a session of a user who does
+        not exist, when the database enforces it. SQLite does so only with
+        ``PRAGMA foreign_keys=ON``, which kitsession's own engines turn on and
+        an app's engine (Flask-SQLAlchemy's) may not; and MySQL/MariaDB
+        compare string keys by their collation, case and trailing spaces
+        aside. Then the user is looked up here (once per login), and must
+        have exactly this id.
+        """
+        if self._enforces_foreign_keys() and not self._collation_compares:
+            return
+        if self.load_user(user_id) is None:
+            raise UnknownUserError(
+                f"Cannot link the session: it names a user who does not exist in table"
+                f" {self.user_table.name!r}."
+            )
+
+    def _enforces_foreign_keys(self) -> bool:
+        if self._foreign_keys is None:
+            if self.engine.dialect.name != "sqlite" or event.contains(
+                self.engine, "connect", _configure_sqlite
+            ):
+                self._foreign_keys = True
+            else:
+                # An engine of the app's: asked once (a connect hook turns the
+                # pragma on for every connection, or for none).
+                with self._errors("check the user"), self.engine.connect() as connection:
+                    pragma = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+                self._foreign_keys = bool(pragma)
+        return self._foreign_keys
 
     def load_user(self, user_id: t.Any) -> t.Any:
         user_id = None if user_id is None else self._lookup_id(user_id)
@@ -396,7 +444,13 @@ class SQLAlchemyStore(SessionStore):
             return None
         with self._errors("load the user"):
             row = self._first("load_user", {"user_id": user_id})
-        return None if row is None else self.users.build(row)
+        if row is None:
+            return None
+        if self._key_index is not None and row[self._key_index] != user_id:
+            # Found by the column's collation ("USER-1" or "user-1 " finds
+            # "user-1" on MariaDB), not by its value: another id.
+            return None
+        return self.users.build(row)
 
     def attach_user(self, user: t.Any) -> t.Any:
         return self.users.attach(user)
