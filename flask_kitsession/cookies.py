@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import typing as t
+import warnings
 
 from itsdangerous import Signer
 
@@ -98,6 +99,21 @@ class CookieSigner:
         """
         mac = hmac.digest(key, token, self.digest_method)
         return base64.urlsafe_b64encode(mac).rstrip(b"=")
+
+    def warn_without_key(self, app: Flask) -> None:
+        """Warn, once when kitsession is installed, if ``app`` has no
+        ``SECRET_KEY`` to sign cookies with: its ``flask.session`` is then
+        Flask's read-only ``NullSession``, without ``user_id`` or ``user``.
+        """
+        if self.sign and not app.secret_key:
+            warnings.warn(
+                "SECRET_KEY is not set: kitsession cannot sign session cookies, so"
+                " flask.session is Flask's read-only NullSession (no user_id, no user)"
+                " until it is. Set app.config['SECRET_KEY'] before init_app, or"
+                " KITSESSION_SIGN_COOKIE = False to send the bare token.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def can_sign(self, app: Flask) -> bool:
         """Tell whether cookies can be made: signing is off or a key is set."""

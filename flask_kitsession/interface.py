@@ -17,6 +17,7 @@ from flask.sessions import SessionInterface
 from flask.sessions import SessionMixin
 from werkzeug.wrappers import Response
 
+from . import requestinfo
 from . import tokens
 from .cookies import CookieSigner
 from .exceptions import StoreUnavailableError
@@ -26,7 +27,6 @@ from .lifecycle import CookieAction
 from .lifecycle import CookieState
 from .lifecycle import Outcome
 from .lifecycle import SessionLifecycle
-from .models import USER_AGENT_LENGTH
 from .models import utc_now
 from .session import ServerSession
 from .settings import Settings
@@ -94,21 +94,22 @@ class KitSessionInterface(SessionInterface):
     # -- what a session needs from its app ------------------------------------
 
     def user_agent(self) -> str | None:
-        """The user agent of the current request, cut to what the column
-        holds; ``None`` outside a request or with tracking off.
+        """The user agent of the current request, as its column holds it
+        (:func:`.requestinfo.user_agent`); ``None`` outside a request or with
+        tracking off.
         """
         if not self.settings.track_user_agent or not has_request_context():
             return None
-        agent = current_request.user_agent.string
-        return agent[:USER_AGENT_LENGTH] if agent else None
+        return requestinfo.user_agent(current_request)
 
     def client_address(self) -> str | None:
-        """The client address of the current request; ``None`` outside a
-        request or with tracking off.
+        """The client address of the current request, as its column holds it
+        (:func:`.requestinfo.client_address`); ``None`` outside a request or
+        with tracking off.
         """
         if not self.settings.track_ip or not has_request_context():
             return None
-        return current_request.remote_addr
+        return requestinfo.client_address(current_request)
 
     # -- opening --------------------------------------------------------------
 

@@ -110,6 +110,7 @@ def test_db_commands_on_a_memory_store_explain(clock: Clock, tmp_path: Path) -> 
     from flask_kitsession import MemoryStore
 
     app = Flask(__name__)
+    app.config["SECRET_KEY"] = SECRET_KEY
     KitSession(app, store=MemoryStore())
     result = app.test_cli_runner().invoke(args=["kitsession", "db", "upgrade"])
     assert result.exit_code != 0
