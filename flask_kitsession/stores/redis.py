@@ -23,7 +23,9 @@ from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
 from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
+from ..userkey import UserKeyType
 from .base import ALL_USERS
+from .base import NO_USER
 from .base import SessionRecord
 from .base import SessionStore
 from .base import STORED_FIELDS
@@ -354,7 +356,9 @@ class RedisStore(SessionStore):
     :param user_loader: Returns the user for a user id, for ``session.user``;
         without it ``session.user`` is ``None``.
     :param user_id_type: The type of user ids (``int``, ``str``, ``uuid.UUID``),
-        so that ids written as strings (Flask-Login's) find their user.
+        so that ids written as strings (Flask-Login's) find their user; best
+        the :attr:`SQLAlchemyStore.user_key_type` of the store that loads the
+        users, which knows the key column's range too.
     :param serializer: See :class:`SessionStore`.
 
     .. versionadded:: 0.1
@@ -368,7 +372,7 @@ class RedisStore(SessionStore):
         *,
         prefix: str = "kitsession:",
         user_loader: t.Callable[[t.Any], t.Any] | None = None,
-        user_id_type: type | None = None,
+        user_id_type: type | UserKeyType | None = None,
         serializer: SessionSerializer | None = None,
         user_attacher: t.Callable[[t.Any], t.Any] | None = None,
     ) -> None:
@@ -414,7 +418,7 @@ class RedisStore(SessionStore):
         sentinels: str | t.Iterable[str | tuple[str, int]] | None = None,
         prefix: str = "kitsession:",
         user_loader: t.Callable[[t.Any], t.Any] | None = None,
-        user_id_type: type | None = None,
+        user_id_type: type | UserKeyType | None = None,
         serializer: SessionSerializer | None = None,
         user_attacher: t.Callable[[t.Any], t.Any] | None = None,
         **client_options: t.Any,
@@ -456,14 +460,14 @@ class RedisStore(SessionStore):
         return f"{self.prefix}session:{{{session_id[:TAG_LENGTH]}}}:{session_id}"
 
     def user_key(self, user_id: t.Any, session_id: str) -> str:
-        """Return the key of the part of ``user_id``'s index that holds the
-        session with ``session_id`` (the part of the session's hash tag).
+        """Return the key of the part of ``user_id``'s index (an id of the
+        user key's type) that holds the session with ``session_id`` (the
+        part of the session's hash tag).
         """
-        return self._index_key(session_id[:TAG_LENGTH], self.coerce_user_id(user_id))
+        return self._index_key(session_id[:TAG_LENGTH], user_id)
 
     def user_keys(self, user_id: t.Any) -> list[str]:
         """Return the keys of every part of ``user_id``'s index."""
-        user_id = self.coerce_user_id(user_id)
         return [self._index_key(tag, user_id) for tag in TAGS]
 
     def _index_key(self, tag: str, user_id: t.Any) -> str:
@@ -484,18 +488,15 @@ class RedisStore(SessionStore):
     def _load_user_id(self, text: str) -> t.Any:
         if not text:
             return None
-        value = json.loads(text)
-        kind = self.user_id_type
-        if kind is not None and not isinstance(value, kind):
-            # An id type that JSON cannot hold, such as a UUID, was stored as text.
-            value = kind(value)
-        return value
+        # An id type that JSON cannot hold, such as a UUID, was stored as text.
+        return self.user_key_type.coerce(json.loads(text))
 
     def _fields(self, record: SessionRecord, names: t.Iterable[str]) -> list[str]:
         """Return ``field, value, ...`` for the hash; ``None`` is stored as ''."""
         values = {
             "data": self.serializer.dumps(record.data),
-            "user_id": self._dump_user_id(self.coerce_user_id(record.user_id)),
+            # Converted where it came in (user_id_from), not again here.
+            "user_id": self._dump_user_id(record.user_id),
             "created_at": _dump_time(record.created_at),
             "updated_at": _dump_time(record.updated_at),
             "last_seen_at": _dump_time(record.last_seen_at),
@@ -515,10 +516,16 @@ class RedisStore(SessionStore):
         data, user_id, created, updated, last_seen, expires, authenticated, agent, ip = (
             _text(v) if v is not None else "" for v in values
         )
+        try:
+            owner = self._load_user_id(user_id)
+        except (ValueError, UnknownUserError):
+            # Written for a user key of another type (or by hand): the session
+            # names no user this app has, so it is as good as gone.
+            return None
         return SessionRecord(
             id=session_id,
             data=self.serializer.loads(data),
-            user_id=self._load_user_id(user_id),
+            user_id=owner,
             created_at=t.cast(datetime, _load_time(created)),
             updated_at=t.cast(datetime, _load_time(updated)),
             last_seen_at=t.cast(datetime, _load_time(last_seen)),
@@ -542,17 +549,17 @@ class RedisStore(SessionStore):
     def load_user(self, user_id: t.Any) -> t.Any:
         if self.user_loader is None or user_id is None:
             return None
-        return self.user_loader(self.coerce_user_id(user_id))
+        user_id = self._lookup_id(user_id)
+        return None if user_id is NO_USER else self.user_loader(user_id)
 
     def attach_user(self, user: t.Any) -> t.Any:
         return user if self.user_attacher is None else self.user_attacher(user)
 
     def check_user(self, user_id: t.Any) -> None:
         """See :meth:`SessionStore.check_user`: asks ``user_loader``, if any."""
+        user_id = self.coerce_user_id(user_id)
         if self.user_loader is not None and self.load_user(user_id) is None:
-            raise UnknownUserError(
-                f"The session names user {user_id!r}, whom user_loader does not find."
-            )
+            raise UnknownUserError("The session names a user whom user_loader does not find.")
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:
         with self._errors("load the session"):
@@ -579,7 +586,7 @@ class RedisStore(SessionStore):
         is deleted if Redis still answers or expires unseen otherwise.
         """
         fields = self._fields(record, _FIELDS)
-        user_id = self.coerce_user_id(record.user_id)
+        user_id = record.user_id
         key = self.session_key(record.id)
         replaced = "" if replaces is None else self.session_key(replaces)
         separately = replaced != "" and not self._same_slot(key, replaced)
@@ -609,7 +616,7 @@ class RedisStore(SessionStore):
         new one is deleted too and the update reports ``False``: the new
         token, never sent, never worked, so no session comes back.
         """
-        user_id = self.coerce_user_id(record.user_id)
+        user_id = record.user_id
         current_id = previous_id if previous_id is not None else record.id
         current = self.session_key(current_id)
         target = self.session_key(record.id)
@@ -646,7 +653,7 @@ class RedisStore(SessionStore):
         created, agent = (_text(v) if v is not None else "" for v in kept)
         fields = self._fields(record, _UPDATED_FIELDS)
         fields += ["created_at", created, "user_agent", agent]
-        user_id = self.coerce_user_id(record.user_id)
+        user_id = record.user_id
         index = "" if user_id is None else self.user_key(user_id, record.id)
         with self._errors("save the session"):
             if not self._run_create(target, index, "", ttl, fields):
@@ -694,6 +701,9 @@ class RedisStore(SessionStore):
         created meanwhile in a part not listed stays, as it would if it had
         been created just after the call.
         """
+        user_id = self._lookup_id(user_id)
+        if user_id is NO_USER:
+            return 0
         args = ["" if keep is None else keep, self.session_key("")]
         keys = self.user_keys(user_id)
         script = self._delete_all_for_user_script
@@ -723,6 +733,9 @@ class RedisStore(SessionStore):
         if user_id is ALL_USERS or user_id is None:
             batches = self._scan_sessions(batch_size)
         else:
+            user_id = self._lookup_id(user_id)
+            if user_id is NO_USER:
+                return
             batches = self._scan_user_index(self.user_keys(user_id), batch_size)
         for keys in batches:
             for record in self._read(keys):
@@ -784,7 +797,13 @@ class RedisStore(SessionStore):
             records.append(record)
         return records
 
-    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
+    def purge_expired(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = 1000,
+        progress: t.Callable[[int], None] | None = None,
+    ) -> int:
         """Return 0: Redis deletes sessions when their TTL runs out."""
         return 0
 
