@@ -2270,3 +2270,224 @@ def test_string_key_unknown_ids_on_flask_sqlalchemy_engines(lapp: LoginApp) -> N
         with pytest.raises(UnknownUserError):
             client.post("/plain-link-text", data={"uid": wrong})
         assert session_cookie(client) == cookie
+
+
+# -- configuration ---------------------------------------------------------------------
+
+BAD_CONFIGS: dict[str, dict[str, t.Any]] = {
+    "carry-over None": {"KITSESSION_CARRY_OVER_KEYS": None},
+    "touch interval NaN": {"KITSESSION_TOUCH_INTERVAL": float("nan")},
+    "idle timeout infinite": {"KITSESSION_IDLE_TIMEOUT": float("inf")},
+    "idle timeout 1e12 s": {"KITSESSION_IDLE_TIMEOUT": 1e12},
+    "idle timeout timedelta.max": {"KITSESSION_IDLE_TIMEOUT": timedelta.max},
+    "absolute timeout timedelta.max": {"KITSESSION_ABSOLUTE_TIMEOUT": timedelta.max},
+    "permanent lifetime timedelta.max": {"PERMANENT_SESSION_LIFETIME": timedelta.max},
+    "max data size True": {"KITSESSION_MAX_DATA_SIZE": True},
+}
+BROKEN_CONFIGS = {
+    "carry-over None",
+    "touch interval NaN",
+    "idle timeout infinite",
+    "idle timeout 1e12 s",
+    "idle timeout timedelta.max",
+    "absolute timeout timedelta.max",
+    "permanent lifetime timedelta.max",
+    "max data size True",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CONFIGS))
+def test_init_app_names_the_wrong_key_or_the_config_works(
+    name: str, clock: Clock, request: pytest.FixtureRequest
+) -> None:
+    """configuration.md: 'init_app checks them and names the key that is wrong
+    (a TypeError or ValueError), so a typo fails at start, not on the first
+    request.'"""
+    from .support.backends import MemoryBackend
+
+    if name in BROKEN_CONFIGS:
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="configuration.md: 'init_app ... names the key that is wrong (a "
+                "TypeError or ValueError), so a typo fails at start, not on the first request': "
+                f"{name} either fails at init without naming the key (or as OverflowError), "
+                "or is accepted and fails every request that stores a session",
+            )
+        )
+    (key,) = BAD_CONFIGS[name]
+    backend = MemoryBackend()
+    try:
+        app = make_app(backend, clock, **BAD_CONFIGS[name])
+    except (TypeError, ValueError) as e:
+        assert key in str(e)
+        return
+    client = app.test_client()
+    uid = backend.add_user("a@example.com")
+    assert client.post("/set", data={"x": "1"}).status_code == 200
+    login(client, uid)
+    assert info(client)["user_id"] == uid
+
+
+def test_a_user_key_in_the_carry_over_keys_never_crosses_users(
+    backend: Backend, clock: Clock
+) -> None:
+    app = make_app(backend, clock, KITSESSION_CARRY_OVER_KEYS=["user_id", "_user_id", "cart"])
+    a = backend.add_user("a@example.com")
+    b = backend.add_user("b@example.com")
+    client = app.test_client()
+    login(client, a)
+    client.post("/set", data={"cart": "a's"})
+    login(client, b)
+    now = info(client)
+    assert now["user_id"] == b and "cart" not in now["keys"]
+
+
+# -- concurrency: one browser, one stored session -------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="security.md 0: 'One browser, one stored session. A request that ends with a user "
+    "linked leaves exactly one stored session for that browser': two overlapping logins from "
+    "one cookie (a double click) each create a session; both stay alive",
+)
+def test_a_double_submitted_login_leaves_one_session_for_the_browser(
+    backend: Backend, clock: Clock
+) -> None:
+    """'One browser, one stored session. A request that ends with a user linked
+    leaves exactly one stored session for that browser' — here two login
+    requests of one browser (a double click) overlap."""
+    app = make_app(backend, clock)
+    barrier = threading.Barrier(2, timeout=10)
+
+    @app.post("/slow-login")
+    @with_new_session
+    def slow_login() -> str:
+        _ = session.get("cart")
+        barrier.wait()
+        session["user_id"] = int(request.form["uid"])
+        return "in"
+
+    uid = backend.add_user("a@example.com")
+    first = app.test_client()
+    cookie = anonymous_start(first)
+    second = replay(app, cookie)
+    codes: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda c=c: codes.append(c.post("/slow-login", data={"uid": str(uid)}).status_code)
+        )
+        for c in (first, second)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert codes == [200, 200]
+    assert len(stored_user_sessions(backend, uid)) == 1
+
+
+def test_without_a_size_limit_large_data_is_stored_or_refused_not_a_503(
+    backend: Backend, clock: Clock, request: pytest.FixtureRequest
+) -> None:
+    """'A value is stored and read back exactly ... on every backend, or refused
+    where the app sets it, with SessionDataError'; KITSESSION_MAX_DATA_SIZE
+    None is 'no limit'. A 503 is for a store that is unreachable."""
+    if backend.name == "mariadb":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="with KITSESSION_MAX_DATA_SIZE=None, data larger than MariaDB's "
+                "max_allowed_packet (16 MB by default) is neither refused where set nor stored: "
+                "the save drops the connection and the visitor gets a 503",
+            )
+        )
+    app = make_app(backend, clock, KITSESSION_MAX_DATA_SIZE=None, TESTING=False)
+    client = app.test_client()
+    anonymous_start(client, small="1")
+    response = client.post("/set", data={"big": "y" * 17_000_000})
+    assert response.status_code in (200, 500)  # stored, or SessionDataError (the app's 500)
+    if response.status_code == 200:
+        assert len(client.get("/get").get_json()["big"]) == 17_000_000
+
+
+# -- Flask-Login: remember cookie, queries, user fields ------------------------------------
+
+
+def test_logout_user_clears_the_remember_cookie(lapp: LoginApp) -> None:
+    client = lapp.app.test_client()
+    client.post("/login/u1?remember=1")
+    assert client.get_cookie("remember_token") is not None
+    client.post("/logout")
+    assert client.get_cookie("remember_token") is None
+    assert client.get("/profile").status_code == 401
+
+
+def test_a_remember_cookie_of_a_deleted_user_is_anonymous(lapp: LoginApp) -> None:
+    app = lapp.app
+    client = app.test_client()
+    client.post("/login/u2?remember=1")
+    remember = client.get_cookie("remember_token")
+    assert remember is not None
+    with app.app_context():
+        lapp.db.session.delete(lapp.db.session.get(lapp.user_model, "u2"))
+        lapp.db.session.commit()
+    browser = app.test_client()
+    browser.set_cookie("remember_token", remember.value)
+    assert browser.get("/profile").status_code == 401
+    assert info(browser)["user_id"] is None
+
+
+def test_permanent_set_before_login_user_follows_the_login(lapp: LoginApp) -> None:
+    """'only what the request itself wrote follows' the new session: the
+    request made it permanent, then logged in."""
+    client = lapp.app.test_client()
+    client.post("/login/u1?permanent=1")
+    cookie = client.get_cookie("session")
+    assert cookie is not None and cookie.expires is not None
+
+
+def test_flask_login_authenticated_request_is_one_statement(lapp: LoginApp) -> None:
+    """flask-login.md: 'current_user is the user kitsession loaded with the
+    session in the same query: an authenticated request costs one SQL
+    statement in all.'"""
+    from benchmarks.queries import QueryRecorder
+
+    client = lapp.app.test_client()
+    client.post("/login/u1")
+    client.get("/profile")
+    with lapp.app.app_context():
+        engine = lapp.db.engine
+    with QueryRecorder(engine) as recorder:
+        assert client.get("/profile").get_data(as_text=True) == "one <one@example.com>"
+    statements = [
+        s for s in recorder.statements if s.split()[0].upper() not in ("BEGIN", "ROLLBACK", "COMMIT")
+    ]
+    assert len(statements) == 1, recorder.statements
+    assert client.get("/password-hash").get_data(as_text=True) == "x"
+
+
+def test_session_user_holds_no_password_column(sql_backend: Backend, clock: Clock) -> None:
+    """KITSESSION_USER_FIELDS None: 'every column whose name does not contain
+    password'."""
+    app = make_app(sql_backend, clock)
+
+    @app.get("/user-dump")
+    def user_dump() -> t.Any:
+        user = current_session.user
+        return jsonify(repr(user), sorted(getattr(user, "_fields", []) or dir(user)))
+
+    uid = sql_backend.add_user("a@example.com")
+    import sqlalchemy as sa
+
+    from flask_kitsession.models import user_table
+
+    with sql_backend.engine.begin() as connection:  # type: ignore[attr-defined]
+        connection.execute(
+            sa.update(user_table).where(user_table.c.id == uid).values(password_hash="HASH-xyz")
+        )
+    client = app.test_client()
+    login(client, uid)
+    text = client.get("/user-dump").get_data(as_text=True)
+    assert "HASH-xyz" not in text and "password" not in text
