@@ -2491,3 +2491,251 @@ def test_session_user_holds_no_password_column(sql_backend: Backend, clock: Cloc
     login(client, uid)
     text = client.get("/user-dump").get_data(as_text=True)
     assert "HASH-xyz" not in text and "password" not in text
+
+
+# -- what a view sees within one request ---------------------------------------------------
+
+
+def test_session_user_follows_the_link_within_the_request(backend: Backend, clock: Clock) -> None:
+    """session.user: 'If the request links the session to another user, that
+    user is loaded the first time it is asked for.'"""
+    app = make_app(backend, clock)
+
+    @app.post("/switch-and-tell")
+    def switch_and_tell() -> t.Any:
+        before = current_session.user
+        session["user_id"] = int(request.form["uid"])
+        after = current_session.user
+        after_id = current_session.user_id
+        session.pop("user_id")
+        gone = (current_session.user, current_session.user_id, current_session.is_authenticated)
+        session["user_id"] = int(request.form["uid"])
+        return jsonify(
+            before=getattr(before, "email", None),
+            after=getattr(after, "email", None),
+            after_id=after_id,
+            gone=[getattr(gone[0], "email", None), gone[1], gone[2]],
+        )
+
+    @app.post("/end-and-tell")
+    def end_and_tell() -> t.Any:
+        remove_session(current_session)
+        return jsonify(
+            user=getattr(current_session.user, "email", None),
+            user_id=current_session.user_id,
+            secret=session.get("secret"),
+        )
+
+    a = backend.add_user("a@example.com")
+    b = backend.add_user("b@example.com")
+    client = app.test_client()
+    login(client, a)
+    told = client.post("/switch-and-tell", data={"uid": str(b)}).get_json()
+    assert told == {
+        "before": "a@example.com",
+        "after": "b@example.com",
+        "after_id": b,
+        "gone": [None, None, False],
+    }
+    assert info(client)["user_id"] == b
+    client.post("/set", data={"secret": "of b"})
+    told = client.post("/end-and-tell").get_json()
+    assert told == {"user": None, "user_id": None, "secret": None}
+    assert info(client)["user_id"] is None
+
+
+def test_in_place_change_refused_at_save_writes_nothing(backend: Backend, clock: Clock) -> None:
+    """'What only the save can see (a value changed in place ...) is refused
+    when the session is saved. The message names the key ... and nothing is
+    written' — nor does a login in that request take effect."""
+    app = make_app(backend, clock, TESTING=False)
+
+    @app.post("/spoil")
+    def spoil() -> str:
+        session["items"].append(float("nan"))
+        session.modified = True
+        return "spoiled"
+
+    @app.post("/login-and-spoil")
+    @with_new_session
+    def login_and_spoil() -> str:
+        session["user_id"] = int(request.form["uid"])
+        session["items"] = []
+        session["items"].append({1: 2})
+        session.modified = True
+        return "spoiled"
+
+    @app.post("/items")
+    def items() -> str:
+        session["items"] = ["ok"]
+        return "ok"
+
+    uid = backend.add_user("a@example.com")
+    client = app.test_client()
+    client.post("/items")
+    cookie = session_cookie(client)
+    rows = backend.rows()
+    assert client.post("/spoil").status_code == 500
+    assert backend.rows() == rows
+    assert client.post("/login-and-spoil", data={"uid": str(uid)}).status_code == 500
+    assert backend.rows() == rows
+    assert session_cookie(client) == cookie
+    assert info(client)["data"] == {"items": repr(["ok"])}
+
+
+def test_unknown_user_errors_are_not_chained_and_not_logged_with_the_id(
+    backend: Backend, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """'No session data appears in a log line or an exception message: database
+    errors that quote values are described by their kind only, and not
+    chained.' A user id is session data."""
+    import traceback
+
+    caplog.set_level(logging.DEBUG)
+    app, holder = id_app(backend, clock)
+    backend.add_user("a@example.com")
+    holder["uid"] = 987_654_321
+    client = app.test_client()
+    with pytest.raises(UnknownUserError) as caught:
+        client.post("/link-raw")
+    text = "".join(traceback.format_exception(caught.value)) + caplog.text
+    assert "987654321" not in text
+    assert caught.value.__cause__ is None
+
+
+def test_a_permanent_cookie_signed_again_stays_permanent(backend: Backend, clock: Clock) -> None:
+    """'A cookie that arrives signed with an old key is signed again with the
+    current one, in the same response' — as the cookie it was: a permanent
+    session's cookie 'expires with the stored session'."""
+    old_app = make_app(backend, clock, SECRET_KEY="old key " * 4, SESSION_REFRESH_EACH_REQUEST=False)
+    client = old_app.test_client()
+    client.post("/permanent")
+    old_cookie = session_cookie(client)
+    rotated = make_app(
+        backend,
+        clock,
+        SECRET_KEY="new key " * 4,
+        SECRET_KEY_FALLBACKS=["old key " * 4],
+        SESSION_REFRESH_EACH_REQUEST=False,
+    )
+    browser = replay(rotated, old_cookie)
+    response = browser.get("/get")
+    (header,) = set_cookie_headers(response)
+    assert "Expires=" in header, header
+
+
+def test_a_permanent_cookie_never_outlives_the_absolute_timeout(
+    backend: Backend, clock: Clock
+) -> None:
+    app = make_app(
+        backend,
+        clock,
+        KITSESSION_IDLE_TIMEOUT=timedelta(days=30),
+        KITSESSION_ABSOLUTE_TIMEOUT=timedelta(days=1),
+    )
+    client = app.test_client()
+    client.post("/permanent")
+    cookie = client.get_cookie("session")
+    assert cookie is not None and cookie.expires is not None
+    assert cookie.expires <= clock.now + timedelta(days=1, seconds=1)
+
+
+def test_idle_timeout_defaults_to_the_permanent_session_lifetime_for_every_session(
+    backend: Backend, clock: Clock
+) -> None:
+    app = make_app(backend, clock, PERMANENT_SESSION_LIFETIME=timedelta(hours=1))
+    uid = backend.add_user("a@example.com")
+    client = app.test_client()
+    cookie = login(client, uid)
+    clock.advance(minutes=61)
+    assert info(replay(app, cookie))["user_id"] is None
+
+
+def test_devices_list_leaves_out_expired_sessions(backend: Backend, clock: Clock) -> None:
+    app = make_app(backend, clock, KITSESSION_IDLE_TIMEOUT=timedelta(minutes=30))
+    uid = backend.add_user("a@example.com")
+    laptop, phone = app.test_client(), app.test_client()
+    login(laptop, uid)
+    clock.advance(minutes=20)
+    login(phone, uid)
+    clock.advance(minutes=20)
+    info(phone)
+    with app.app_context():
+        devices = get_sessions_for_user(uid)
+        assert len(devices) == 1
+        assert len(get_sessions_for_user(uid, include_expired=True)) in (1, 2)
+
+
+SESSION_READS: dict[str, t.Callable[[], t.Any]] = {
+    "user_id": lambda: current_session.user_id,
+    "user": lambda: getattr(current_session.user, "email", None),
+    "is_authenticated": lambda: current_session.is_authenticated,
+    "id": lambda: current_session.id,
+    "created_at": lambda: current_session.created_at,
+    "new": lambda: current_session.new,
+    "permanent": lambda: current_session.permanent,
+    "len": lambda: len(session),
+    "contains": lambda: "x" in session,
+    "iter": lambda: list(session),
+}
+
+
+@pytest.mark.parametrize("read", list(SESSION_READS))
+def test_every_read_of_the_session_varies_on_cookie(
+    backend: Backend, clock: Clock, read: str
+) -> None:
+    """Flask's promise kept by kitsession: a response that depends on the
+    session says 'Vary: Cookie', so no shared cache serves one user's page
+    to another."""
+    app = make_app(backend, clock)
+
+    @app.get("/read")
+    def read_view() -> str:
+        return str(SESSION_READS[read]())
+
+    uid = backend.add_user("a@example.com")
+    for logged_in in (False, True):
+        client = app.test_client()
+        if logged_in:
+            login(client, uid)
+        assert "Cookie" in client.get("/read").headers.get("Vary", ""), (read, logged_in)
+
+
+def test_flask_login_current_user_varies_on_cookie(lapp: LoginApp) -> None:
+    client = lapp.app.test_client()
+    client.post("/login/u1")
+    for path in ["/profile", "/whoami"]:
+        assert "Cookie" in client.get(path).headers.get("Vary", ""), path
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="redis.md / KITSESSION_REDIS_PREFIX 'so several apps can share a Redis database': "
+    "with prefixes 'P' and 'Psession:', the first app's get_all_sessions() (and 'flask "
+    "kitsession list') scans the second app's keys and fails with a 503 (WRONGTYPE on its user "
+    "set)",
+)
+def test_redis_prefixes_nested_in_each_other_keep_apps_apart(
+    redis_backend: Backend, clock: Clock
+) -> None:
+    from flask_kitsession import get_all_sessions
+    from flask_kitsession import RedisStore
+
+    base = redis_backend.store.prefix  # type: ignore[attr-defined]
+    client = redis_backend.client  # type: ignore[attr-defined]
+    first = RedisStore(client, prefix=f"{base}app:", user_id_type=int)
+    second = RedisStore(
+        client, prefix=f"{base}app:session:", user_id_type=int, user_loader=lambda i: {"id": i}
+    )
+    apps = []
+    for store in (first, second):
+        app = Flask("shared-redis")
+        app.config.update(SECRET_KEY=SECRET_KEY, TESTING=True)
+        KitSession(app, store=store, clock=clock)
+        add_views(app)
+        apps.append(app)
+    apps[0].test_client().post("/set", data={"app": "first"})
+    apps[1].test_client().post("/login", data={"user_id": "5"})
+    with apps[0].app_context():
+        seen = [dict(s) for s in get_all_sessions()]
+    assert seen == [{"app": "first"}]
