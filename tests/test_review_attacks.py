@@ -2739,3 +2739,132 @@ def test_redis_prefixes_nested_in_each_other_keep_apps_apart(
     with apps[0].app_context():
         seen = [dict(s) for s in get_all_sessions()]
     assert seen == [{"app": "first"}]
+
+
+def test_the_flask_tutorial_login_and_switch(backend: Backend, clock: Clock) -> None:
+    """Flask's tutorial logs in with ``session.clear(); session["user_id"] = id``:
+    a plain view linking a user, 'by any path'."""
+    app = make_app(backend, clock, KITSESSION_CARRY_OVER_KEYS="*")
+
+    @app.post("/tutorial-login")
+    def tutorial_login() -> str:
+        session.clear()
+        session["user_id"] = int(request.form["uid"])
+        return "ok"
+
+    a = backend.add_user("a@example.com")
+    b = backend.add_user("b@example.com")
+    client = app.test_client()
+    planted = anonymous_start(client, cart="1")
+    client.post("/tutorial-login", data={"uid": str(a)})
+    assert session_cookie(client) != planted
+    assert info(replay(app, planted))["user_id"] is None
+    client.post("/set", data={"secret": "of a"})
+    old = session_cookie(client)
+    client.post("/tutorial-login", data={"uid": str(b)})
+    now = info(client)
+    assert now["user_id"] == b and now["keys"] == ["user_id"]
+    assert info(replay(app, old))["user_id"] is None
+    assert len(backend.rows()) == 1
+
+
+@pytest.mark.parametrize("key", ["int", "str", "uuid"])
+def test_the_same_user_in_another_spelling_is_the_same_user(
+    empty_database_url: str, key: str
+) -> None:
+    """'UserKeyType is the one place that converts them': the id of the linked
+    user, written again in another accepted spelling, is the same user."""
+    from .support.keyed_users import make_keyed_login_app
+
+    keyed = make_keyed_login_app(empty_database_url, key)
+    try:
+        app = keyed.app
+        uid = keyed.add_user(1, "one")
+        client = app.test_client()
+        assert client.post("/login/1").status_code == 200
+        client.post("/set", data={"mine": "kept"})
+        cookie = session_cookie(client)
+        spellings = {
+            "int": [str(uid), f"+{uid}", f"0{uid}"],
+            "str": [str(uid)],
+            "uuid": [str(uid).upper(), "{" + str(uid) + "}", uid.urn if key == "uuid" else "", uid.hex if key == "uuid" else ""],
+        }[key]
+        for spelling in spellings:
+            assert client.post("/set", data={"_user_id": spelling}).status_code == 200, spelling
+            profile = client.get("/profile")
+            assert profile.status_code == 200, spelling
+            assert session_cookie(client) == cookie, spelling
+        rows = keyed.session_rows()
+        assert len(rows) == 1 and rows[0]["user_id"] == uid
+    finally:
+        keyed.close()
+
+
+RESHUFFLES = ["clear-and-restore", "pop-and-restore"]
+
+
+def add_reshuffle_view(app: Flask) -> None:
+    @app.post("/reshuffle/<how>")
+    def reshuffle(how: str) -> str:
+        """No authentication here: the view rebuilds the data it already had
+        (dropping stale keys, undoing an impersonation, ...)."""
+        if how == "clear-and-restore":
+            data = dict(session)
+            session.clear()
+            session.update(data)
+        else:
+            uid = session.pop("user_id")
+            session["user_id"] = uid
+        return "ok"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="security.md 0: 'Freshness comes only from real authentication. authenticated_at "
+    "becomes now only when the app authenticates the user in this request: a login, a plain view "
+    "linking a new user, ...': a plain view that removes and writes back the same user's id "
+    "(session.clear(); session.update(saved), or pop then set) makes a stale session fresh",
+)
+@pytest.mark.parametrize("how", RESHUFFLES)
+def test_rewriting_the_same_user_after_removing_it_is_not_authentication(
+    backend: Backend, clock: Clock, how: str
+) -> None:
+    app = make_app(backend, clock)
+    add_reshuffle_view(app)
+    uid = backend.add_user("a@example.com")
+    client = app.test_client()
+    login(client, uid)
+    clock.advance(minutes=11)
+    assert client.get("/fresh").status_code == 401
+    assert client.post(f"/reshuffle/{how}").status_code == 200
+    assert info(client)["user_id"] == uid
+    assert client.get("/fresh").status_code == 401
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="security.md 0: 'The absolute timeout is never exceeded ... A re-login of that user "
+    "... keep[s] it; only a logout or a link to another user starts a new one': a plain view that "
+    "removes and writes back the same user's id restarts created_at, so a session in use "
+    "outlives KITSESSION_ABSOLUTE_TIMEOUT indefinitely",
+)
+@pytest.mark.parametrize("how", RESHUFFLES)
+def test_rewriting_the_same_user_after_removing_it_keeps_the_absolute_clock(
+    backend: Backend, clock: Clock, how: str
+) -> None:
+    app = make_app(
+        backend,
+        clock,
+        KITSESSION_IDLE_TIMEOUT=timedelta(minutes=30),
+        KITSESSION_ABSOLUTE_TIMEOUT=timedelta(hours=2),
+    )
+    add_reshuffle_view(app)
+    uid = backend.add_user("a@example.com")
+    client = app.test_client()
+    login(client, uid)
+    start = clock.now
+    for _ in range(7):
+        clock.advance(minutes=20)
+        client.post(f"/reshuffle/{how}")
+    assert clock.now - start > timedelta(hours=2)
+    assert info(client)["user_id"] is None
