@@ -2868,3 +2868,114 @@ def test_rewriting_the_same_user_after_removing_it_keeps_the_absolute_clock(
         client.post(f"/reshuffle/{how}")
     assert clock.now - start > timedelta(hours=2)
     assert info(client)["user_id"] is None
+
+
+# -- a store that is down -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb", "redis"])
+def test_a_store_that_is_down_gives_503_only_to_those_who_need_it(
+    kind: str, clock: Clock
+) -> None:
+    """'While the store is unreachable, a request that needs it gets a clean
+    503, through the app's own handler for 503 ... The visitor's cookie is
+    kept. A visitor without a cookie who writes nothing is served as usual.'
+    A cookie that is no signed token needs no store ('refused before any
+    work')."""
+    from flask_kitsession import RedisStore
+    from flask_kitsession import SQLAlchemyStore
+    from flask_kitsession.stores.sql import create_store_engine
+
+    from .support.backends import MemoryBackend
+
+    if kind == "redis":
+        store: t.Any = RedisStore.from_url(
+            "redis://127.0.0.1:1/0", user_id_type=int, socket_connect_timeout=1
+        )
+    else:
+        url = {
+            "postgresql": "postgresql+psycopg://postgres@127.0.0.1:1/test",
+            "mariadb": "mysql+pymysql://root@127.0.0.1:1/test",
+        }[kind]
+        store = SQLAlchemyStore(create_store_engine(url, connect_args={"connect_timeout": 1}))
+
+    class Down(MemoryBackend):
+        pass
+
+    down = Down()
+    down.store = store
+    app = make_app(down, clock, TESTING=False)
+
+    @app.errorhandler(503)
+    def unavailable(e: Exception) -> t.Any:
+        return "our own 503 page", 503
+
+    minted = MemoryBackend()
+    minter = make_app(minted, clock)
+    valid_cookie = anonymous_start(minter.test_client())
+    try:
+        client = app.test_client()
+        assert client.get("/get").status_code == 200
+        assert client.get("/plain").status_code == 200
+        response = client.post("/set", data={"x": "1"})
+        assert response.status_code == 503 and b"our own 503 page" in response.data
+        for cookie in ["garbage", "x" * 43 + "." + "y" * 43]:
+            response = replay(app, cookie).get("/get")
+            assert response.status_code == 200
+            assert set_cookie_headers(response) == []
+        response = replay(app, valid_cookie).get("/get")
+        assert response.status_code == 503 and b"our own 503 page" in response.data
+        assert set_cookie_headers(response) == []
+    finally:
+        store.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="security.md 0/2: 'A revoked session never comes back, not even through a request in "
+    "flight across the revocation' (only a *login* after it may create a session): a plain view "
+    "in flight that removes and writes back the same user's id stores a new session for that "
+    "user after 'sign out everywhere'",
+)
+@pytest.mark.parametrize("how", RESHUFFLES)
+def test_a_revocation_during_a_reshuffle_is_never_undone(
+    backend: Backend, clock: Clock, how: str
+) -> None:
+    app = make_app(backend, clock)
+    uid = backend.add_user("a@example.com")
+
+    @app.post("/in-flight-reshuffle")
+    def in_flight_reshuffle() -> str:
+        backend.store.delete_all_for_user(uid)  # another device: "sign out everywhere"
+        if how == "clear-and-restore":
+            data = dict(session)
+            session.clear()
+            session.update(data)
+        else:
+            session["user_id"] = session.pop("user_id")
+        return "done"
+
+    client = app.test_client()
+    login(client, uid)
+    assert client.post("/in-flight-reshuffle").status_code == 200
+    assert info(client)["user_id"] is None
+    assert stored_user_sessions(backend, uid) == []
+
+
+def test_a_revocation_during_a_same_user_write_is_never_undone(
+    backend: Backend, clock: Clock
+) -> None:
+    app = make_app(backend, clock)
+    uid = backend.add_user("a@example.com")
+
+    @app.post("/in-flight-same")
+    def in_flight_same() -> str:
+        backend.store.delete_all_for_user(uid)
+        session["user_id"] = uid
+        return "done"
+
+    client = app.test_client()
+    login(client, uid)
+    assert client.post("/in-flight-same").status_code == 200
+    assert info(client)["user_id"] is None
+    assert stored_user_sessions(backend, uid) == []
