@@ -13,11 +13,12 @@ import threading
 import typing as t
 from datetime import datetime
 from datetime import timedelta
+from datetime import tzinfo
 
 import pytest
 from flask import abort
-from flask import Flask
 from flask import flash
+from flask import Flask
 from flask import get_flashed_messages
 from flask import jsonify
 from flask import request
@@ -96,7 +97,7 @@ def add_review_views(app: Flask) -> None:
 
     @app.post("/ior-link")
     def ior_link() -> t.Any:
-        s = session
+        s = t.cast(dict[str, t.Any], session)
         s |= {"user_id": int(request.form["uid"])}
         session["touched"] = "yes"
         return "linked"
@@ -320,10 +321,12 @@ def test_unlinking_a_user_changes_the_token_and_carries_nothing_over(
     app = make_app(backend, clock, KITSESSION_CARRY_OVER_KEYS="*")
     uid = backend.add_user("a@example.com")
     client = app.test_client()
-    signed_in = login(client, uid)
+    login(client, uid)
     client.post("/set", data={"secret": "of user a"})
     signed_in = session_cookie(client)
-    assert client.post(f"/unlink/{how}", data={"after": "written by the request"}).status_code == 200
+    assert (
+        client.post(f"/unlink/{how}", data={"after": "written by the request"}).status_code == 200
+    )
     new = session_cookie(client)
     now = info(client)
     assert now["user_id"] is None
@@ -391,9 +394,7 @@ def test_relogin_of_the_same_user_changes_the_token_and_refreshes(
     assert len(backend.rows()) == 1
 
 
-def test_carry_over_none_keeps_only_what_the_request_wrote(
-    backend: Backend, rapp: Flask
-) -> None:
+def test_carry_over_none_keeps_only_what_the_request_wrote(backend: Backend, rapp: Flask) -> None:
     """'only what the request itself wrote follows it, plus the keys of
     KITSESSION_CARRY_OVER_KEYS' (default: none)."""
     uid = backend.add_user("a@example.com")
@@ -473,9 +474,7 @@ def test_a_4xx_keeps_its_session_changes(backend: Backend, rapp: Flask) -> None:
     assert session_cookie(client) != planted
 
 
-def test_one_browser_one_stored_session_through_everything(
-    backend: Backend, rapp: Flask
-) -> None:
+def test_one_browser_one_stored_session_through_everything(backend: Backend, rapp: Flask) -> None:
     """'A request that ends with a user linked leaves exactly one stored
     session for that browser, the one its cookie names.'"""
     a = backend.add_user("a@example.com")
@@ -493,7 +492,6 @@ def test_one_browser_one_stored_session_through_everything(
         ("/credentials-changed", {}),
     ]
     for path, form in steps:
-        assert rapp.test_client  # keep the type checker quiet
         response = client.post(path, data=form)
         assert response.status_code == 200, (path, response.data)
         rows = backend.rows()
@@ -705,9 +703,7 @@ def test_a_save_in_flight_never_outlives_the_absolute_timeout(
     assert info(replay(app, cookie))["user_id"] is None
 
 
-def test_permanent_cookie_expires_with_the_stored_session(
-    backend: Backend, clock: Clock
-) -> None:
+def test_permanent_cookie_expires_with_the_stored_session(backend: Backend, clock: Clock) -> None:
     """'A permanent session's cookie expires with the stored session; others
     are browser-session cookies.'"""
     app = make_app(backend, clock, KITSESSION_IDLE_TIMEOUT=timedelta(minutes=30))
@@ -754,7 +750,7 @@ def test_a_revocation_during_a_request_is_never_undone(
         return "done"
 
     client = app.test_client()
-    cookie = login(client, uid)
+    login(client, uid)
     client.post("/set", data={"mine": "1"})
     cookie = session_cookie(client)
     if action == "touch":
@@ -819,9 +815,7 @@ def test_revocation_across_threads_never_resurrects(backend: Backend, clock: Clo
     assert len(stored_user_sessions(backend, uid)) == 1
 
 
-def test_a_user_the_loader_no_longer_finds_counts_as_gone(
-    backend: Backend, rapp: Flask
-) -> None:
+def test_a_user_the_loader_no_longer_finds_counts_as_gone(backend: Backend, rapp: Flask) -> None:
     """SQL: 'Deleting a user deletes their sessions'; Redis/memory: 'A session
     whose user the loader no longer finds counts as gone'."""
     if backend.name == "memory":
@@ -911,8 +905,6 @@ def test_login_user_changes_the_token(lapp: LoginApp) -> None:
 
 
 def test_login_user_switch_carries_nothing_of_the_first_user(login_app: LoginApp) -> None:
-    from .support.apps import make_login_app  # noqa: F401  (the fixture's factory)
-
     lapp = login_app
     lapp.app.config["KITSESSION_CARRY_OVER_KEYS"] = "*"
     add_login_views(lapp)
@@ -1136,7 +1128,7 @@ HOSTILE_COOKIES = [
     ".",
     "..",
     "a.b.c",
-    "\"quoted\"",
+    '"quoted"',
     "x" * 43 + ".",
     "." + "x" * 43,
     "A" * 43 + "." + "A" * 43,
@@ -1349,7 +1341,7 @@ def test_values_round_trip_exactly(backend: Backend, clock: Clock, index: int) -
     assert same(holder["got"]["v"], value), (holder["got"]["v"], value)
 
 
-class FixedZone(__import__("datetime").tzinfo):
+class FixedZone(tzinfo):
     """A tzinfo of an app's own (pytz and dateutil zones are such classes)."""
 
     def utcoffset(self, dt: datetime | None) -> timedelta:
@@ -1370,9 +1362,7 @@ class FixedZone(__import__("datetime").tzinfo):
     "back as a bare fixed-offset datetime.timezone, its zone (name, DST rules) lost",
 )
 @pytest.mark.parametrize("zone", ["named timezone", "own tzinfo class"])
-def test_a_datetime_keeps_its_zone_or_is_refused(
-    backend: Backend, clock: Clock, zone: str
-) -> None:
+def test_a_datetime_keeps_its_zone_or_is_refused(backend: Backend, clock: Clock, zone: str) -> None:
     """'A value is stored and read back exactly (same types, text and keys) ...
     or refused where the app sets it'; datetimes come back with 'the same UTC
     offset, the same zone'."""
@@ -1394,9 +1384,7 @@ def test_a_datetime_keeps_its_zone_or_is_refused(
     assert got.tzname() == value.tzname()
 
 
-@pytest.mark.parametrize(
-    "key", ["\x00", " t", " kt", " di", "a\ud800", "", "$where", "x" * 1000]
-)
+@pytest.mark.parametrize("key", ["\x00", " t", " kt", " di", "a\ud800", "", "$where", "x" * 1000])
 def test_odd_top_level_keys_round_trip(backend: Backend, clock: Clock, key: str) -> None:
     app, holder = value_app(backend, clock)
     holder["key"] = key
@@ -1454,10 +1442,7 @@ def test_unstorable_values_are_refused_where_they_are_set(
     and setdefault().'"""
     value = dict(refused_values())[name]
     with memory_app.test_request_context():
-        memory_app.session_interface.open_session(memory_app, __import__("flask").request)
-        s = memory_app.session_interface.open_session(
-            memory_app, __import__("flask").request
-        )
+        s = memory_app.session_interface.open_session(memory_app, request)
         assert s is not None
         with pytest.raises(SessionDataError) as caught:
             if how == "setitem":
@@ -1645,18 +1630,12 @@ def test_string_keys_need_the_exact_id(lapp: LoginApp) -> None:
     find "user-1" for "USER-1" and "user-1 "'."""
     app = lapp.app
     for wrong in ["U1", "u1 ", " u1", "u1\x00", "ｕ1"]:
-
         client = app.test_client()
         cookie = anonymous_start(client)
         with pytest.raises(UnknownUserError):
             client.post("/plain-link-text", data={"uid": wrong})
         assert session_cookie(client) == cookie
         assert info(client)["user_id"] is None
-
-
-@pytest.fixture
-def lapp_text(lapp: LoginApp) -> LoginApp:
-    return lapp
 
 
 # -- create_session, set_session, get_session, remove_session ----------------------------
@@ -1684,9 +1663,7 @@ def test_set_session_never_changes_whose_session_it_is(backend: Backend, rapp: F
         assert len(get_sessions_for_user(a)) == 1
 
 
-def test_set_session_of_a_removed_session_is_not_recreated(
-    backend: Backend, rapp: Flask
-) -> None:
+def test_set_session_of_a_removed_session_is_not_recreated(backend: Backend, rapp: Flask) -> None:
     a = backend.add_user("a@example.com")
     client = rapp.test_client()
     cookie = login(client, a)
@@ -1711,8 +1688,21 @@ def test_set_session_with_unstorable_data_is_refused(backend: Backend, rapp: Fla
 
 @pytest.mark.parametrize(
     "session_id",
-    ["", "x", "' OR 1=1 --", "0" * 64, "g" * 64, "A" * 64, "0" * 63, "0" * 65, "\x00" * 64,
-     "*", "user:1", "../" * 20, "é" * 64],
+    [
+        "",
+        "x",
+        "' OR 1=1 --",
+        "0" * 64,
+        "g" * 64,
+        "A" * 64,
+        "0" * 63,
+        "0" * 65,
+        "\x00" * 64,
+        "*",
+        "user:1",
+        "../" * 20,
+        "é" * 64,
+    ],
 )
 def test_get_session_with_hostile_ids(backend: Backend, rapp: Flask, session_id: str) -> None:
     """get_session: 'Ids that are not well-formed, such as one edited in a form,
@@ -1752,9 +1742,7 @@ def test_remove_session_with_hostile_ids(
     assert info(client)["user_id"] == a
 
 
-def test_an_uppercased_id_finds_nothing_or_the_same_session(
-    backend: Backend, rapp: Flask
-) -> None:
+def test_an_uppercased_id_finds_nothing_or_the_same_session(backend: Backend, rapp: Flask) -> None:
     a = backend.add_user("a@example.com")
     client = rapp.test_client()
     login(client, a)
@@ -1866,7 +1854,14 @@ def test_forwarded_for_behind_proxyfix_never_fails_a_request(
     app = make_app(backend, clock)
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
     uid = backend.add_user("a@example.com")
-    for value in ["[fe80::1%25eth0]:1", "unknown", "x" * 5000, "\x00", "::ffff:10.0.0.1", "_hidden"]:
+    for value in [
+        "[fe80::1%25eth0]:1",
+        "unknown",
+        "x" * 5000,
+        "\x00",
+        "::ffff:10.0.0.1",
+        "_hidden",
+    ]:
         client = app.test_client()
         response = client.post(
             "/login", data={"user_id": str(uid)}, headers={"X-Forwarded-For": value}
@@ -1941,7 +1936,12 @@ def test_no_token_and_no_data_in_logs_or_error_messages(
     with app.test_request_context():
         s = app.session_interface.open_session(app, request)
         assert s is not None
-        for bad in ([marker, float("nan")], [marker, {marker: 1, 5: 1}], (marker, {5: 1})):
+        bad_values: list[t.Any] = [
+            [marker, float("nan")],
+            [marker, {marker: 1, 5: 1}],
+            (marker, {5: 1}),
+        ]
+        for bad in bad_values:
             with pytest.raises(SessionDataError) as refused:
                 s["value"] = bad
             messages.append(str(refused.value))
@@ -1974,9 +1974,8 @@ def test_unreadable_stored_data_is_logged_without_the_data(
             record, _ = store._rows[row["id"]]  # type: ignore[attr-defined]
             store._rows[row["id"]] = (record, broken)  # type: ignore[attr-defined]
     elif backend.name == "redis":
-        backend.keyspace.admin.hset(  # type: ignore[attr-defined]
-            backend.store.session_key(row["id"]), "data", broken  # type: ignore[attr-defined]
-        )
+        redis_store = t.cast(t.Any, backend)
+        redis_store.keyspace.admin.hset(redis_store.store.session_key(row["id"]), "data", broken)
     else:
         with backend.engine.begin() as connection:  # type: ignore[attr-defined]
             connection.execute(
@@ -2040,7 +2039,9 @@ def test_an_authenticated_sql_read_is_one_statement(sql_backend: Backend, clock:
     client.get("/me")
     with sql_backend.operations() as operations:
         assert client.get("/me").get_json()["email"] == "a@example.com"
-    statements = [op for op in operations if op.split()[0].upper() not in ("BEGIN", "ROLLBACK", "COMMIT")]
+    statements = [
+        op for op in operations if op.split()[0].upper() not in ("BEGIN", "ROLLBACK", "COMMIT")
+    ]
     assert len(statements) == 1, operations
 
 
@@ -2059,11 +2060,15 @@ def test_cookie_attributes_follow_flask_settings_also_on_deletion(
     )
     uid = backend.add_user("a@example.com")
     client = app.test_client()
-    response = client.post(
-        "/login", data={"user_id": str(uid)}, base_url="https://example.test"
-    )
+    response = client.post("/login", data={"user_id": str(uid)}, base_url="https://example.test")
     (header,) = set_cookie_headers(response, "sid")
-    for attribute in ["Domain=example.test", "Secure", "HttpOnly", "SameSite=Strict", "Partitioned"]:
+    for attribute in [
+        "Domain=example.test",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Partitioned",
+    ]:
         assert attribute in header, header
     response = client.post("/logout", base_url="https://example.test")
     (header,) = set_cookie_headers(response, "sid")
@@ -2376,7 +2381,9 @@ def test_a_double_submitted_login_leaves_one_session_for_the_browser(
     codes: list[int] = []
     threads = [
         threading.Thread(
-            target=lambda c=c: codes.append(c.post("/slow-login", data={"uid": str(uid)}).status_code)
+            target=lambda c=c: codes.append(
+                c.post("/slow-login", data={"uid": str(uid)}).status_code
+            )
         )
         for c in (first, second)
     ]
@@ -2462,7 +2469,9 @@ def test_flask_login_authenticated_request_is_one_statement(lapp: LoginApp) -> N
     with QueryRecorder(engine) as recorder:
         assert client.get("/profile").get_data(as_text=True) == "one <one@example.com>"
     statements = [
-        s for s in recorder.statements if s.split()[0].upper() not in ("BEGIN", "ROLLBACK", "COMMIT")
+        s
+        for s in recorder.statements
+        if s.split()[0].upper() not in ("BEGIN", "ROLLBACK", "COMMIT")
     ]
     assert len(statements) == 1, recorder.statements
     assert client.get("/password-hash").get_data(as_text=True) == "x"
@@ -2607,7 +2616,9 @@ def test_a_permanent_cookie_signed_again_stays_permanent(backend: Backend, clock
     """'A cookie that arrives signed with an old key is signed again with the
     current one, in the same response' — as the cookie it was: a permanent
     session's cookie 'expires with the stored session'."""
-    old_app = make_app(backend, clock, SECRET_KEY="old key " * 4, SESSION_REFRESH_EACH_REQUEST=False)
+    old_app = make_app(
+        backend, clock, SECRET_KEY="old key " * 4, SESSION_REFRESH_EACH_REQUEST=False
+    )
     client = old_app.test_client()
     client.post("/permanent")
     old_cookie = session_cookie(client)
@@ -2787,7 +2798,12 @@ def test_the_same_user_in_another_spelling_is_the_same_user(
         spellings = {
             "int": [str(uid), f"+{uid}", f"0{uid}"],
             "str": [str(uid)],
-            "uuid": [str(uid).upper(), "{" + str(uid) + "}", uid.urn if key == "uuid" else "", uid.hex if key == "uuid" else ""],
+            "uuid": [
+                str(uid).upper(),
+                "{" + str(uid) + "}",
+                uid.urn if key == "uuid" else "",
+                uid.hex if key == "uuid" else "",
+            ],
         }[key]
         for spelling in spellings:
             assert client.post("/set", data={"_user_id": spelling}).status_code == 200, spelling
@@ -2874,9 +2890,7 @@ def test_rewriting_the_same_user_after_removing_it_keeps_the_absolute_clock(
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb", "redis"])
-def test_a_store_that_is_down_gives_503_only_to_those_who_need_it(
-    kind: str, clock: Clock
-) -> None:
+def test_a_store_that_is_down_gives_503_only_to_those_who_need_it(kind: str, clock: Clock) -> None:
     """'While the store is unreachable, a request that needs it gets a clean
     503, through the app's own handler for 503 ... The visitor's cookie is
     kept. A visitor without a cookie who writes nothing is served as usual.'
@@ -2979,3 +2993,71 @@ def test_a_revocation_during_a_same_user_write_is_never_undone(
     assert client.post("/in-flight-same").status_code == 200
     assert info(client)["user_id"] is None
     assert stored_user_sessions(backend, uid) == []
+
+
+# -- odds and ends -------------------------------------------------------------------------
+
+
+def test_flask_session_transaction_logs_a_test_client_in(backend: Backend, rapp: Flask) -> None:
+    """Flask's testing idiom goes through the session interface too."""
+    uid = backend.add_user("a@example.com")
+    client = rapp.test_client()
+    planted = anonymous_start(client, cart="1")
+    with client.session_transaction() as s:
+        s["user_id"] = uid
+    assert info(client)["user_id"] == uid
+    assert session_cookie(client) != planted
+    assert info(replay(rapp, planted))["user_id"] is None
+
+
+def test_a_cookie_signed_again_costs_no_store_write(backend: Backend, clock: Clock) -> None:
+    """'... the interface sets it again (same token, no store write)'."""
+    old_app = make_app(backend, clock, SECRET_KEY="old key " * 4)
+    uid = backend.add_user("a@example.com")
+    client = old_app.test_client()
+    cookie = login(client, uid)
+    rotated = make_app(
+        backend, clock, SECRET_KEY="new key " * 4, SECRET_KEY_FALLBACKS=["old key " * 4]
+    )
+    browser = replay(rotated, cookie)
+    with backend.operations() as operations:
+        response = browser.get("/me")
+    assert len(set_cookie_headers(response)) == 1
+    assert backend.writes(operations) == []
+
+
+def test_tracking_off_stores_no_address_and_no_agent(backend: Backend, clock: Clock) -> None:
+    app = make_app(backend, clock, KITSESSION_TRACK_IP=False, KITSESSION_TRACK_USER_AGENT=False)
+    client = app.test_client()
+    client.post("/set", data={"x": "1"}, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    (row,) = backend.rows()
+    assert row["ip_address"] is None and row["user_agent"] is None
+
+
+@pytest.mark.parametrize("prefix", ["%%%%%%%%", "________", "********", "????????", "[0-9a-f]" * 2])
+def test_cli_revoke_takes_an_id_prefix_not_a_pattern(
+    backend: Backend, rapp: Flask, prefix: str
+) -> None:
+    """cli.md: 'revoke --session takes the whole id or its first 8 or more
+    characters'."""
+    uid = backend.add_user("a@example.com")
+    client = rapp.test_client()
+    login(client, uid)
+    result = rapp.test_cli_runner().invoke(args=["kitsession", "revoke", "--session", prefix])
+    assert result.exit_code != 0
+    assert info(client)["user_id"] == uid
+
+
+@pytest.mark.filterwarnings("ignore:The 'session' cookie is too large")
+def test_hostile_cookies_on_a_flask_login_app(lapp: LoginApp) -> None:
+    app = lapp.app
+    for value in HOSTILE_COOKIES:
+        for remember in ["", "u1|" + "0" * 128, "garbage", "u1"]:
+            client = app.test_client()
+            client.set_cookie("session", value)
+            if remember:
+                client.set_cookie("remember_token", remember)
+            assert client.get("/profile").status_code == 401, (value, remember)
+            assert client.get("/whoami").get_json()["user"] is None
+            response = client.post("/set", data={"x": "1"})
+            assert response.status_code == 200
