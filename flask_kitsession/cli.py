@@ -148,6 +148,14 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     )
 
 
+def _printable(text: str) -> str:
+    """``text`` with every character a terminal would act on (escape
+    sequences, control characters) shown as ``?``: user agents and addresses
+    come from clients.
+    """
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def _rows(records: t.Iterable[SessionRecord], now: datetime, *, full_ids: bool) -> list[list[str]]:
     rows = []
     for record in records:
@@ -155,12 +163,12 @@ def _rows(records: t.Iterable[SessionRecord], now: datetime, *, full_ids: bool) 
         rows.append(
             [
                 record.id if full_ids else record.id[:SHORT_ID],
-                "-" if record.user_id is None else str(record.user_id),
+                "-" if record.user_id is None else _printable(str(record.user_id)),
                 f"{record.created_at:%Y-%m-%d %H:%M}",
                 f"{_ago(now - record.last_seen_at)} ago",
                 f"in {_ago(expires)}" if expires.total_seconds() > 0 else "expired",
-                record.ip_address or "-",
-                _cut(record.user_agent or "-", 40),
+                _printable(record.ip_address or "-"),
+                _cut(_printable(record.user_agent or "-"), 40),
             ]
         )
     return rows

@@ -99,6 +99,8 @@ def get_all_sessions(
     """
     interface = get_interface()
     now = None if include_expired else interface.clock()
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     for record in interface.store.iterate(now=now, batch_size=batch_size):
         yield interface.make_session(record)
 
@@ -154,9 +156,14 @@ def remove_session(session: ServerSession | str) -> bool:
     .. versionadded:: 0.1
     """
     session_id = _session_id(session)
+    if not tokens.is_session_id(session_id):
+        return False  # not an id at all (edited in a form, say): no such session
     current = _is_current(session_id)
     if current is not None:
+        # Deleted when the request's session is saved: a request that fails
+        # (5xx) keeps the session, as it keeps every other change.
         current.lifecycle.end(current)
+        return True
     return get_state().store.delete(session_id)
 
 
@@ -179,6 +186,10 @@ def remove_all_sessions_for_user(user_id: t.Any, session: ServerSession | str | 
             " no other devices to sign out."
         )
     keep = None if session is None else _session_id(session)
+    if keep is not None and not tokens.is_session_id(keep):
+        raise ValueError(
+            f"{keep!r} is not a session id (the id of the session to keep): nothing was removed."
+        )
     return get_state().store.delete_all_for_user(user_id, keep=keep)
 
 
@@ -235,6 +246,15 @@ def set_session_cookie(response: Response, session: ServerSession) -> Response:
         raise ValueError("Store the session first (create_session() does).")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     get_interface(app).set_cookie(app, response, session)
+    current = request_server_session()
+    if current is not None and current is not session:
+        # The browser is handed this session: the request's own session
+        # becomes it (what the view writes next goes into it, and the end of
+        # the request sets its cookie, not the old one's).
+        previous = current.lifecycle.origin
+        current.lifecycle.adopt(current, session)
+        if previous is not None and previous.id != session.record.id:
+            get_state().store.delete(previous.id)
     return response
 
 

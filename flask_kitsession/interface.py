@@ -275,9 +275,11 @@ class KitSessionInterface(SessionInterface):
             store.delete(outcome.target)
         lifecycle = session.lifecycle
         if not done:
+            # Deleted, revoked or renamed by another request meanwhile: it
+            # stays gone. Its cookie is left alone: a request that crossed a
+            # login or a new token of the same browser must not expire the
+            # new cookie, and the old one names nothing anymore.
             lifecycle.gone()
-            if app is not None and response is not None:
-                self.remove_cookie(app, response)
             return False
         if action is not Action.NOTHING:
             lifecycle.stored(outcome)
