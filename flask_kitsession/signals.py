@@ -20,7 +20,7 @@ that a later version may send more.
 
 .. _blinker: https://blinker.readthedocs.io/
 
-.. versionadded:: 0.2
+.. versionadded:: 0.1
 """
 
 from __future__ import annotations
