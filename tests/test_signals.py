@@ -137,15 +137,17 @@ def test_login_creates_and_authenticates(signal_app: Flask, backend: Backend) ->
     assert authenticated.session_id == created.session_id
 
 
-def test_login_again_replaces_without_revoking(signal_app: Flask, backend: Backend) -> None:
+def test_login_again_rotates_without_revoking(signal_app: Flask, backend: Backend) -> None:
+    # The same user's session continues (its clocks too) under a new token.
     user_id = backend.add_user("ada@example.com")
     client = signal_app.test_client()
     log_in(client, user_id)
     first = id_of(client)
     with SignalLog(signal_app) as log:
         log_in(client, user_id)
-    assert log.names() == ["created", "authenticated"]
-    assert log.one("created").kwargs["replaced"] == first
+    assert log.names() == ["rotated", "authenticated"]
+    assert log.one("rotated").kwargs["previous_id"] == first
+    assert log.one("authenticated").kwargs["fresh"] is True
 
 
 def test_login_as_another_user_ends_the_first_users_session(
