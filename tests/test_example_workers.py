@@ -199,7 +199,9 @@ def check_revoked(device: Device, cookie: str) -> set[int]:
     device.cookie = cookie
     home = device.send("GET", "/")
     assert home.status == 200 and 'id="logged-out"' in home.body, home.body[:2000]
-    assert home.cookie == "", "the stale cookie is expired"
+    # Never the revoked session again: the cookie is left alone, or replaced
+    # by a new anonymous session's (a form's CSRF token).
+    assert home.cookie != cookie, "the revoked session came back"
     device.cookie = cookie
     page = device.send("GET", "/devices")
     assert page.status == 302 and page.location == "/login", (page.status, page.location)
