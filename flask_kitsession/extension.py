@@ -161,6 +161,7 @@ class KitSession:
             engine,
             user_model=user_model,
             user_fields=app.config["KITSESSION_USER_FIELDS"],
+            user_id_column=app.config["KITSESSION_USER_ID_COLUMN"],
         )
 
     def _make_db_store(self, app: Flask) -> SQLAlchemyStore:
@@ -185,6 +186,7 @@ class KitSession:
             engine,
             user_model=user_model,
             user_fields=app.config["KITSESSION_USER_FIELDS"],
+            user_id_column=app.config["KITSESSION_USER_ID_COLUMN"],
             orm_session=lambda: db.session,
             metadata=db.metadata,
         )

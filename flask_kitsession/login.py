@@ -40,6 +40,9 @@ def connect_signals(app: Flask) -> None:
 
 
 def _logged_in(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
+    # Here, not when the session is saved: a user id sessions cannot link by
+    # fails at login_user(), saying which setting fixes it.
+    get_state(app).store.check_login(user)
     session = request_server_session()
     if session is None or session.record is None:
         # Not stored yet (a first visit, or a view under with_new_session):

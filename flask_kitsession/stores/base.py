@@ -136,6 +136,29 @@ class SessionStore:
             return str(value)
         return value
 
+    def user_id_of(self, user: t.Any) -> t.Any:
+        """Return the id sessions link ``user`` by: for a user object (one
+        with Flask-Login's ``get_id()``), the id it gives; for an id, the id.
+        Converted by :meth:`coerce_user_id` either way.
+
+        .. versionadded:: 0.1
+        """
+        get_id = getattr(user, "get_id", None)
+        if callable(get_id):
+            user = get_id()
+        return None if user is None else self.coerce_user_id(user)
+
+    def check_login(self, user: t.Any) -> None:
+        """Raise :exc:`UnknownUserError` if sessions cannot link ``user`` by
+        the id Flask-Login stores for it (``user.get_id()``), naming the
+        setting that fixes it. Called by ``login_user()``, before anything is
+        written. The base class checks that the id converts to
+        :attr:`user_id_type`.
+
+        .. versionadded:: 0.1
+        """
+        self.user_id_of(user)
+
     def check_user(self, user_id: t.Any) -> None:
         """Raise :exc:`UnknownUserError` if the store can tell that no user
         has ``user_id``.
