@@ -10,8 +10,7 @@ import typing as t
 from dataclasses import dataclass
 from dataclasses import field
 
-from flask_kitsession.testing import QueryRecorder
-
+from .queries import QueryRecorder
 from .scenarios import Runner
 from .scenarios import Scenario
 from .scenarios import SCENARIOS

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import IN_CI
+from .support.servers import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
 

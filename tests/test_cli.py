@@ -11,9 +11,9 @@ from flask_kitsession import create_session
 from flask_kitsession import get_session
 from flask_kitsession import KitSession
 
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import SECRET_KEY
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
 
 
 def test_db_upgrade_check_current_and_downgrade(empty_database: sa.Engine) -> None:

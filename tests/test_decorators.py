@@ -15,12 +15,12 @@ from flask_kitsession import KitSession
 from flask_kitsession import with_delete_session
 from flask_kitsession import with_new_session
 
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import log_in
-from .helpers import me
-from .helpers import SECRET_KEY
-from .helpers import session_cookie
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
+from .support.clients import log_in
+from .support.clients import me
+from .support.clients import session_cookie
 
 
 def test_login_gives_a_new_token_and_removes_the_previous_session(
@@ -114,7 +114,7 @@ def test_carry_over_keys_follow_an_anonymous_visitor_into_their_account(
     app = Flask(__name__)
     app.config.update(SECRET_KEY=SECRET_KEY, KITSESSION_CARRY_OVER_KEYS=["cart"])
     KitSession(app, store=backend.store, clock=clock)
-    from .helpers import add_views
+    from .support.apps import add_views
 
     add_views(app)
     user_id = backend.add_user("shopper@example.com")

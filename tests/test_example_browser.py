@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import LocalServer
-from .helpers import REPOSITORY
+from .support.processes import LocalServer
+from .support.processes import REPOSITORY
 
 if t.TYPE_CHECKING:
     from playwright.sync_api import Browser

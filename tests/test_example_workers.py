@@ -33,8 +33,8 @@ from http.cookies import SimpleCookie
 
 import pytest
 
-from .helpers import GunicornServer
-from .helpers import http_request
+from .support.clients import http_request
+from .support.processes import GunicornServer
 
 pytestmark = pytest.mark.workers
 

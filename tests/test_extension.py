@@ -26,13 +26,13 @@ from flask_kitsession.migrate import MigrationTarget
 from flask_kitsession.stores.sql import create_store_engine
 from flask_kitsession.tokens import new_token
 
-from .helpers import add_views
-from .helpers import log_in
-from .helpers import me
-from .helpers import SchemaFactory
-from .helpers import SECRET_KEY
-from .helpers import session_cookie
-from .helpers import upgrade
+from .support.apps import add_views
+from .support.apps import SECRET_KEY
+from .support.clients import log_in
+from .support.clients import me
+from .support.clients import session_cookie
+from .support.servers import SchemaFactory
+from .support.servers import upgrade
 
 
 def make_app(**config: t.Any) -> Flask:

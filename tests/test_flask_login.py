@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from benchmarks.queries import QueryRecorder
 from flask.testing import FlaskClient
 
-from flask_kitsession.testing import QueryRecorder
-
-from .helpers import LoginApp
-from .helpers import make_login_app
-from .helpers import RedisKeyspace
-from .helpers import session_cookie
-from .helpers import SQLBackend
+from .support.apps import LoginApp
+from .support.apps import make_login_app
+from .support.backends import SQLBackend
+from .support.clients import session_cookie
+from .support.servers import RedisKeyspace
 
 
 def rows(login_app: LoginApp) -> list[dict[str, object]]:
@@ -90,7 +89,7 @@ def test_one_connection_pool(login_app: LoginApp) -> None:
 
 
 def test_carry_over_with_login_user(empty_database_url: str) -> None:
-    from .helpers import make_login_app
+    from .support.apps import make_login_app
 
     login_app = make_login_app(empty_database_url, config={"KITSESSION_CARRY_OVER_KEYS": ["cart"]})
     with login_app.app.app_context():
@@ -150,7 +149,7 @@ def test_login_manager_with_kitsessions_own_user_table(sql_backend: SQLBackend) 
 
     from flask_kitsession import KitSession
 
-    from .helpers import SECRET_KEY
+    from .support.apps import SECRET_KEY
 
     user_id = sql_backend.add_user("grace@example.com")
     app = Flask(__name__)

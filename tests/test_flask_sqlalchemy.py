@@ -15,7 +15,7 @@ from flask_migrate import Migrate
 from flask_kitsession.migrate import exclude_kitsession_tables
 from flask_kitsession.migrate import VERSION_TABLE
 
-from .helpers import make_login_app
+from .support.apps import make_login_app
 
 
 # Flask-Migrate's env.py template tries Flask-SQLAlchemy 2's get_engine() first.

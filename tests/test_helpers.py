@@ -23,12 +23,12 @@ from flask_kitsession import remove_session_cookie
 from flask_kitsession import set_session
 from flask_kitsession import set_session_cookie
 
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import log_in
-from .helpers import me
-from .helpers import session_cookie
-from .helpers import SQLBackend
+from .support.apps import Clock
+from .support.backends import Backend
+from .support.backends import SQLBackend
+from .support.clients import log_in
+from .support.clients import me
+from .support.clients import session_cookie
 
 
 def test_create_and_get_a_session_outside_a_request(app: Flask, backend: Backend) -> None:

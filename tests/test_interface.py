@@ -7,20 +7,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from benchmarks.queries import QueryRecorder
 from flask import Flask
 from flask import session
 from flask.testing import FlaskClient
 
 from flask_kitsession import KitSession
-from flask_kitsession.testing import QueryRecorder
 
-from .helpers import add_views
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import log_in
-from .helpers import SECRET_KEY
-from .helpers import session_cookie
-from .helpers import SQLBackend
+from .support.apps import add_views
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
+from .support.backends import SQLBackend
+from .support.clients import log_in
+from .support.clients import session_cookie
 
 
 def token_of(cookie: str) -> str:

@@ -18,13 +18,13 @@ from flask_kitsession import fresh_login_required
 from flask_kitsession import KitSession
 from flask_kitsession import refresh_authentication
 
-from .helpers import add_views
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import log_in
-from .helpers import me
-from .helpers import SECRET_KEY
-from .helpers import session_cookie
+from .support.apps import add_views
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
+from .support.clients import log_in
+from .support.clients import me
+from .support.clients import session_cookie
 
 
 def make_app(backend: Backend, clock: Clock, **config: t.Any) -> Flask:

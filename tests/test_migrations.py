@@ -19,8 +19,8 @@ from flask_kitsession.migrate import MigrationTarget
 from flask_kitsession.migrate import schema_differences
 from flask_kitsession.migrate import VERSION_TABLE
 
-from .helpers import SchemaFactory
-from .helpers import upgrade
+from .support.servers import SchemaFactory
+from .support.servers import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -33,15 +33,15 @@ from flask_kitsession.stores.sql import create_store_engine
 from flask_kitsession.tokens import new_token
 from flask_kitsession.tokens import session_id_for
 
-from .helpers import add_views
-from .helpers import Clock
-from .helpers import log_in
-from .helpers import me
-from .helpers import RedisBackend
-from .helpers import RedisKeyspace
-from .helpers import SECRET_KEY
-from .helpers import SQLBackend
-from .helpers import upgrade
+from .support.apps import add_views
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import RedisBackend
+from .support.backends import SQLBackend
+from .support.clients import log_in
+from .support.clients import me
+from .support.servers import RedisKeyspace
+from .support.servers import upgrade
 from .test_stores import make_record
 from .test_stores import NOW
 

@@ -22,8 +22,8 @@ from flask_kitsession import SessionDataError
 from flask_kitsession import UnknownUserError
 from flask_kitsession import with_new_session
 
-from .helpers import Backend
-from .helpers import log_in
+from .support.backends import Backend
+from .support.clients import log_in
 
 pytestmark = pytest.mark.reliability
 

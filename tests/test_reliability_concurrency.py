@@ -35,12 +35,12 @@ from flask_kitsession import SessionStore
 from flask_kitsession import tokens
 from flask_kitsession.models import utc_now
 
-from .helpers import add_views
-from .helpers import Backend
-from .helpers import log_in
-from .helpers import SECRET_KEY
-from .helpers import session_cookie
-from .helpers import StoreSpec
+from .support.apps import add_views
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
+from .support.backends import StoreSpec
+from .support.clients import log_in
+from .support.clients import session_cookie
 
 pytestmark = pytest.mark.reliability
 

@@ -29,12 +29,12 @@ from flask_kitsession import remove_all_sessions_for_user
 from flask_kitsession import tokens
 from flask_kitsession.cookies import CookieSigner
 
-from .helpers import add_views
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import log_in
-from .helpers import SECRET_KEY
-from .helpers import session_cookie
+from .support.apps import add_views
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
+from .support.clients import log_in
+from .support.clients import session_cookie
 
 pytestmark = pytest.mark.reliability
 

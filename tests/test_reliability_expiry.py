@@ -33,11 +33,11 @@ from flask_kitsession import tokens
 from flask_kitsession.models import utc_now
 from flask_kitsession.stores.base import SessionRecord
 
-from .helpers import add_views
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import SECRET_KEY
-from .helpers import SQLBackend
+from .support.apps import add_views
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
+from .support.backends import SQLBackend
 
 pytestmark = pytest.mark.reliability
 

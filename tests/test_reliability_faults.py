@@ -33,13 +33,13 @@ from flask_kitsession import SQLAlchemyStore
 from flask_kitsession import tokens
 from flask_kitsession.models import utc_now
 
-from .helpers import add_views
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import log_in
-from .helpers import SECRET_KEY
-from .helpers import session_cookie
-from .helpers import TCPProxy
+from .support.apps import add_views
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
+from .support.clients import log_in
+from .support.clients import session_cookie
+from .support.faults import TCPProxy
 
 pytestmark = pytest.mark.reliability
 

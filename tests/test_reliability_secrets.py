@@ -20,14 +20,14 @@ from flask.testing import FlaskClient
 from flask_kitsession import regenerate
 from flask_kitsession import tokens
 
-from .helpers import Backend
-from .helpers import Clock
-from .helpers import log_in
-from .helpers import MemoryBackend
-from .helpers import RedisBackend
-from .helpers import SECRET_KEY
-from .helpers import session_cookie
-from .helpers import SQLBackend
+from .support.apps import Clock
+from .support.apps import SECRET_KEY
+from .support.backends import Backend
+from .support.backends import MemoryBackend
+from .support.backends import RedisBackend
+from .support.backends import SQLBackend
+from .support.clients import log_in
+from .support.clients import session_cookie
 
 pytestmark = pytest.mark.reliability
 

@@ -32,9 +32,9 @@ import sqlalchemy as sa
 from flask_kitsession import tokens
 from flask_kitsession.models import session_table
 
-from .helpers import http_request
-from .helpers import Soak
-from .helpers import soak_seconds
+from .support.clients import http_request
+from .support.processes import Soak
+from .support.processes import soak_seconds
 
 pytestmark = [pytest.mark.reliability, pytest.mark.soak]
 

@@ -15,7 +15,7 @@ from markupsafe import Markup
 from flask_kitsession import SessionDataError
 from flask_kitsession.serialization import SessionSerializer
 
-from .helpers import Backend
+from .support.backends import Backend
 
 WHEN = datetime(2026, 11, 23, 12, 30, tzinfo=timezone.utc)
 

@@ -17,8 +17,8 @@ from flask_kitsession import UnknownUserError
 from flask_kitsession.tokens import new_token
 from flask_kitsession.tokens import session_id_for
 
-from .helpers import Backend
-from .helpers import SQLBackend
+from .support.backends import Backend
+from .support.backends import SQLBackend
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 

@@ -39,8 +39,6 @@ class QueryRecorder:
     - Other drivers: SQLAlchemy's ``before_cursor_execute`` events plus its
       ``commit``/``rollback`` events (what the driver sends for those is up to
       the driver).
-
-    .. versionadded:: 0.1
     """
 
     def __init__(self, engine: Engine) -> None:
