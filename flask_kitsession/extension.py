@@ -218,11 +218,15 @@ class KitSession:
             login_manager = LoginManager(app)
             kitsession.init_login_manager(login_manager)
 
+        With Flask-Security, call it after ``Security(app, ...)`` with
+        ``security.login_manager``: what its own loader does besides loading
+        the user is kept (see :mod:`flask_kitsession.loaders`).
+
         :param login_manager: A :class:`flask_login.LoginManager`.
         """
-        from .login import load_user
+        from .loaders import user_loader_for
 
-        login_manager.user_loader(load_user)
+        login_manager.user_loader(user_loader_for(login_manager))
 
 
 def get_state(app: Flask | None = None) -> KitSessionState:

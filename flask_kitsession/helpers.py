@@ -104,9 +104,14 @@ def get_sessions_for_user(user_id: t.Any, *, include_expired: bool = False) -> l
     """Return the sessions of ``user_id``, most recently used first: the
     "your devices" list.
 
+    :param user_id: The user (an object with Flask-Login's ``get_id()``, such
+        as ``current_user``) or their id as sessions store it
+        (``current_session.user_id``).
+
     .. versionadded:: 0.1
     """
     state = get_state()
+    user_id = state.store.user_id_of(user_id)
     now = None if include_expired else state.interface.clock()
     sessions = [
         state.interface.make_session(r) for r in state.store.iterate(user_id=user_id, now=now)
@@ -151,7 +156,9 @@ def remove_all_sessions_for_user(user_id: t.Any, session: ServerSession | str | 
     """Delete every session of ``user_id`` except ``session``: "sign out from
     all other devices". One indexed ``DELETE`` on SQL stores.
 
-    :param user_id: Whose sessions to delete.
+    :param user_id: Whose sessions to delete: the user (an object with
+        Flask-Login's ``get_id()``, such as ``current_user``) or their id as
+        sessions store it (``current_session.user_id``).
     :param session: The session to keep (an object or an id), usually the
         current one; ``None`` deletes them all.
     :return: How many sessions were deleted.
@@ -166,7 +173,8 @@ def remove_all_sessions_for_user(user_id: t.Any, session: ServerSession | str | 
             " no other devices to sign out."
         )
     keep = None if session is None else _session_id(session)
-    return get_state().store.delete_all_for_user(user_id, keep=keep)
+    store = get_state().store
+    return store.delete_all_for_user(store.user_id_of(user_id), keep=keep)
 
 
 def regenerate() -> None:

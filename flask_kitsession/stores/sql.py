@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import exc as orm_exc
 from sqlalchemy.orm import Mapper
 
 from .. import models
@@ -192,6 +193,10 @@ def _is_unique(table: sa.Table, column: sa.Column[t.Any]) -> bool:
     return any(index.unique and list(index.columns) == [column] for index in table.indexes)
 
 
+def _keep_old_value(user: t.Any, value: t.Any, old: t.Any, initiator: t.Any) -> t.Any:
+    return value
+
+
 def _import_string(path: str) -> t.Any:
     import importlib
 
@@ -305,6 +310,39 @@ class SQLAlchemyStore(SessionStore):
         except NotImplementedError:
             self.user_id_type = None
         self._compile_statements()
+        self._sign_out_when_the_link_changes()
+
+    def _sign_out_when_the_link_changes(self) -> None:
+        """When the user model is a mapped class and sessions link by a column
+        other than the primary key, delete the sessions that name a user's old
+        value of it in the same flush that changes it (Flask-Security's
+        password change): at once, in the same transaction, on every
+        database, leaving no unlinked session behind.
+
+        The foreign key's ``ON UPDATE SET NULL`` and the JOIN in :meth:`get`
+        cover updates that bypass the ORM.
+        """
+        mapper = self.users.mapper
+        if mapper is None or self.user_link is self.user_key:
+            return
+        try:
+            key = mapper.get_property_by_column(self.user_link).key
+        except orm_exc.UnmappedColumnError:
+            return
+        # The old value must be known when the new one is set, even if the
+        # attribute had expired (after a commit): active history loads it.
+        event.listen(getattr(mapper.class_, key), "set", _keep_old_value, active_history=True)
+        delete = sa.delete(self.session_table).where(
+            self.session_table.c.user_id == sa.bindparam("old")
+        )
+
+        def before_update(mapper: Mapper[t.Any], connection: sa.Connection, user: t.Any) -> None:
+            history = sa.inspect(user).attrs[key].history
+            old = [value for value in history.deleted if value is not None]
+            if history.added and old:
+                connection.execute(delete, [{"old": value} for value in old])
+
+        event.listen(mapper, "before_update", before_update)
 
     def _user_columns(self, user_fields: t.Sequence[str] | None) -> list[sa.Column[t.Any]]:
         columns = self.user_table.columns

@@ -80,7 +80,8 @@ def _wrap_own_engine(
 
 
 def _session_scoped_engine(app: flask.Flask, datastore: t.Any) -> t.Any:
-    return datastore.db.get_bind()
+    # SQLAlchemySessionUserDatastore keeps its scoped_session as db.session.
+    return datastore.db.session.get_bind()
 
 
 def _lite_engine(app: flask.Flask, datastore: t.Any) -> t.Any:
@@ -140,23 +141,29 @@ def _replace_helpers(test_utils: types.ModuleType) -> None:
     setattr(test_utils, "get_existing_session", get_existing_session)  # noqa: B010
 
 
-def _wrap_security_init_app() -> None:
-    from flask_security import Security
+def _wrap_login_manager_factory() -> None:
+    """Call ``init_login_manager`` on the login manager Flask-Security makes.
 
-    original = Security.init_app
+    Its own ``Security.init_app`` is left as it is: the warnings it issues are
+    filtered by the module that calls it (its pytest.ini), which a wrapper
+    around it would change.
+    """
+    from flask_security import core
 
-    def init_app(self: t.Any, app: flask.Flask, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        result = original(self, app, *args, **kwargs)
+    original = core._get_login_manager
+
+    def _get_login_manager(app: flask.Flask, security: t.Any) -> t.Any:
+        login_manager = original(app, security)
         state = app.extensions.get("kitsession")
         if (
             state is not None
             and isinstance(state.store, SQLAlchemyStore)
             and (app, "sql-flask-sqlalchemy") in _apps
         ):
-            state.extension.init_login_manager(getattr(app, "login_manager"))  # noqa: B009
-        return result
+            state.extension.init_login_manager(login_manager)
+        return login_manager
 
-    Security.init_app = init_app
+    core._get_login_manager = _get_login_manager
 
 
 def pytest_plugin_registered(plugin: t.Any, manager: t.Any) -> None:
@@ -173,7 +180,7 @@ def pytest_plugin_registered(plugin: t.Any, manager: t.Any) -> None:
     # The conftest imported tests.test_utils already; the test modules import
     # its helpers by name later, so they get these.
     _replace_helpers(sys.modules["tests.test_utils"])
-    _wrap_security_init_app()
+    _wrap_login_manager_factory()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -35,6 +35,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import typing as t
 import venv
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -124,7 +125,13 @@ def unpack_tests(archive: Path, folder: Path) -> Path:
 
 
 def run_suite(
-    python: Path, folder: Path, *, kitsession: bool, report: Path, log: Path
+    python: Path,
+    folder: Path,
+    *,
+    kitsession: bool,
+    report: Path,
+    log: Path,
+    selection: t.Sequence[str] = ("tests",),
 ) -> dict[str, str]:
     """Run the suite; return each test's outcome (passed, failed, skipped)."""
     command = [
@@ -134,7 +141,7 @@ def run_suite(
         "-q",
         f"--junitxml={report}",
         f"--basetemp={folder / ('tmp-kitsession' if kitsession else 'tmp-cookie')}",
-        "tests",
+        *selection,
     ]
     if kitsession:
         command[3:3] = ["-p", "kitsession_plugin"]
@@ -201,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only-kitsession", action="store_true", help="skip the cookie-session run"
     )
+    parser.add_argument(
+        "selection",
+        nargs="*",
+        default=["tests"],
+        help="pytest arguments selecting the tests to run (default: all of them)",
+    )
     args = parser.parse_args(argv)
     cache = cache_folder()
     cache.mkdir(parents=True, exist_ok=True)
@@ -217,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 kitsession=False,
                 report=folder / "cookie.xml",
                 log=folder / "cookie.log",
+                selection=args.selection,
             )
         cookie_seconds = time.monotonic() - started
         started = time.monotonic()
@@ -226,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             kitsession=True,
             report=folder / "kitsession.xml",
             log=folder / "kitsession.log",
+            selection=args.selection,
         )
         kitsession_seconds = time.monotonic() - started
         stores = stores_used(folder / "kitsession.xml")
