@@ -45,6 +45,9 @@ def load_flask_security_user(user_id: str) -> t.Any:
     """
     from flask_security.utils import set_request_attr
 
+    if not user_id:
+        # No user has an empty id, even one whose fs_uniquifier was emptied.
+        return None
     user = load_user(user_id)
     if user is None or not user.active:
         return None

@@ -112,7 +112,7 @@ def make_link_app(
     def change_password() -> str:
         # What Flask-Security does: a new uniquifier signs out every session
         # of the user, and the one changing it logs in again.
-        user = current_user._get_current_object()  # type: ignore[attr-defined]
+        user = current_user._get_current_object()
         user.fs_uniquifier = uuid.uuid4().hex
         if token_column:
             user.session_token = uuid.uuid4().hex

@@ -120,14 +120,19 @@ def _replace_helpers(test_utils: types.ModuleType) -> None:
     original_get_existing_session = getattr(test_utils, "get_existing_session")  # noqa: B009
 
     def get_session(response: t.Any) -> t.Any:
-        """The session the response's cookie names, as stored."""
+        """The session the response's cookie names, as stored; empty when the
+        response expired the cookie (its session was deleted, as kitsession
+        does at logout where Flask's cookie session keeps what the logout
+        left in it); ``None`` when it set no session cookie.
+        """
         if not _on_kitsession():
             return original_get_session(response)
         for name, value in response.headers.items():
             if name.lower() == "set-cookie":
-                cookie = parse_cookie(value).get("session")
-                if cookie:
-                    return _stored_session(cookie)
+                cookies = parse_cookie(value)
+                if "session" in cookies:
+                    cookie = cookies["session"]
+                    return _stored_session(cookie) if cookie else {}
         return None
 
     def get_existing_session(client: t.Any) -> t.Any:

@@ -41,6 +41,43 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 VERSION = "5.8.1"
+
+#: Tests that pass on the cookie session and fail on kitsession until the
+#: session lifecycle's redesign (issue 12) lands, with the reason. A test
+#: listed here that passes fails the run: take it off the list.
+AWAITING_LIFECYCLE: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "tests.test_confirmable::test_confirmable_flag[cl-fsqlalchemy]",
+            "tests.test_confirmable::test_confirmable_flag[cl-sqla-session]",
+            "tests.test_confirmable::test_confirmable_flag[cl-mongo]",
+            "tests.test_confirmable::test_confirmable_flag[cl-peewee]",
+            "tests.test_confirmable::test_confirmable_flag[cl-fsqlalite]",
+            "tests.test_confirmable::test_confirmation_template",
+            "tests.test_confirmable::test_confirmation_different_user_when_logged_in_no_auto",
+            "tests.test_confirmable::test_confirmation_different_user_when_logged_in",
+            "tests.test_confirmable::test_confirm_redirect",
+            "tests.test_confirmable::test_auto_login",
+            "tests.test_confirmable::test_generic_response",
+            "tests.test_unified_signin::test_us_passwordless_confirm",
+        ],
+        "its confirm view calls logout_user() and then flashes or calls login_user() in"
+        " the same request: the flash is lost and the previous user stays signed in",
+    ),
+    **dict.fromkeys(
+        [
+            "tests.test_csrf::test_cp_with_token",
+            "tests.test_csrf::test_cp_with_token_cookie",
+            "tests.test_csrf::test_cp_with_token_cookie_refresh",
+            "tests.test_two_factor::test_csrf_2fa_login_cookie",
+            "tests.test_unified_signin::test_csrf_2fa_us_cookie",
+            "tests.test_webauthn::test_csrf",
+        ],
+        "Flask-WTF's CSRF token is not carried into the logged-in session while the login"
+        " response (and its XSRF-Token cookie) hands out the token Flask-WTF cached in g:"
+        " 'The CSRF session token is missing' (docs/security.md, CSRF tokens across login)",
+    ),
+}
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parents[1]
 REQUIREMENTS = HERE / "requirements.txt"
@@ -255,22 +292,33 @@ def main(argv: list[str] | None = None) -> int:
     def passed(outcomes: dict[str, str]) -> set[str]:
         return {name for name, outcome in outcomes.items() if outcome == "passed"}
 
-    regressions = sorted(passed(cookie) - passed(kitsession))
+    failing = sorted(passed(cookie) - passed(kitsession))
+    awaiting = [name for name in failing if name in AWAITING_LIFECYCLE]
+    regressions = [name for name in failing if name not in AWAITING_LIFECYCLE]
+    fixed = sorted(name for name in AWAITING_LIFECYCLE if kitsession.get(name) == "passed")
     print(
         f"Flask-Security {args.version}: {len(kitsession)} tests;"
         f" {len(passed(cookie))} passed on Flask's cookie session ({cookie_seconds:.0f} s),"
         f" {len(passed(kitsession))} passed on kitsession ({kitsession_seconds:.0f} s),"
-        f" {len(regressions)} regressions."
+        f" {len(regressions)} regressions,"
+        f" {len(awaiting)} awaiting the lifecycle redesign."
     )
     print("  kitsession stores: " + ", ".join(f"{k} {v}" for k, v in sorted(stores.items())))
     for name in regressions:
         print(f"  regression: {name} ({kitsession.get(name, 'missing')})")
+    for reason in sorted({AWAITING_LIFECYCLE[name] for name in awaiting}):
+        names = [name for name in awaiting if AWAITING_LIFECYCLE[name] == reason]
+        print(f"  awaiting the lifecycle redesign ({len(names)}): {reason}")
+        for name in names:
+            print(f"    {name}")
+    for name in fixed:
+        print(f"  passes now, take it off AWAITING_LIFECYCLE: {name}")
     for name in sorted(passed(kitsession) - passed(cookie)):
         if cookie:
             print(f"  passes only on kitsession: {name} ({cookie.get(name, 'missing')})")
     if not kitsession or (not args.only_kitsession and not passed(cookie)):
         return 1
-    return 1 if regressions else 0
+    return 1 if regressions or fixed else 0
 
 
 if __name__ == "__main__":
