@@ -10,8 +10,8 @@ from werkzeug.security import check_password_hash
 from werkzeug.security import generate_password_hash
 
 from flask_kitsession import SQLAlchemyStore
-from flask_kitsession.extension import get_state
 from flask_kitsession.models import User
+from flask_kitsession.state import get_state
 
 
 def _database() -> DatabaseSession:

@@ -130,8 +130,9 @@ def sign_out_device(session_id: str) -> Response:
     other = get_session(session_id)
     if other is None or other.user_id != current_session.user_id:
         abort(404)
+    is_current = other.id == current_session.id
     remove_session(other)
-    if other.id == current_session.id:
+    if is_current:
         # The current session is gone at the end of this request: so is its cookie.
         return redirect(url_for("example.index"))
     flash(f"Signed out {parse_user_agent(other.user_agent).label}.")

@@ -8,8 +8,8 @@ import click
 from flask.cli import AppGroup
 
 from . import migrate
-from .extension import get_state
 from .models import utc_now
+from .state import get_state
 
 kitsession_command = AppGroup("kitsession", help="Server-side sessions: schema and maintenance.")
 db_command = AppGroup("db", help="Create and upgrade the session tables.")
@@ -66,7 +66,7 @@ def cleanup(batch_size: int) -> None:
         click.echo(f"Nothing to do: {type(state.store).__name__} expires sessions by itself.")
         return
     # The database's own clock, unless the app runs on a clock of its own (tests).
-    now = None if state.interface.clock is utc_now else state.interface.clock()
+    now = None if state.clock is utc_now else state.clock()
     count = state.store.purge_expired(now, batch_size=batch_size)
     click.echo(f"Deleted {count} expired session{'s' if count != 1 else ''}.")
 
@@ -84,7 +84,7 @@ def cleanup(batch_size: int) -> None:
 def list_sessions(user_id: str | None, limit: int, include_expired: bool) -> None:
     """List stored sessions, most recently used first within each page."""
     state = get_state()
-    now = state.interface.clock()
+    now = state.clock()
     kwargs: dict[str, t.Any] = {
         "now": None if include_expired else now,
         "batch_size": min(limit, 500),

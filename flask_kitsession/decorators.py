@@ -8,79 +8,34 @@ import typing as t
 from datetime import timedelta
 
 from flask import abort
-from flask import current_app
-from flask import has_request_context
 from flask import redirect
 from flask import request
-from flask import session as flask_session
 from flask import url_for
-from flask.sessions import NullSession
 
-from .extension import get_state
-from .session import ServerSession
+from .lifecycle import FRESH_KEY
+from .session import current_server_session
+from .state import get_state
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
 
-def request_server_session() -> ServerSession | None:
-    """Return the current request's session if it is kitsession's, else
-    ``None`` (outside a request, too).
-    """
-    if not has_request_context():
-        return None
-    session = flask_session._get_current_object()  # type: ignore[attr-defined]
-    return session if isinstance(session, ServerSession) else None
-
-
-def current_server_session() -> ServerSession:
-    """Return the current request's session object.
-
-    :raises RuntimeError: outside a request, or if the app's session is not
-        kitsession's.
-    """
-    session = flask_session._get_current_object()  # type: ignore[attr-defined]
-    if isinstance(session, NullSession):
-        raise RuntimeError(
-            "The session is unavailable because the app has no SECRET_KEY. Set"
-            " app.config['SECRET_KEY'] (or KITSESSION_SIGN_COOKIE = False)."
-        )
-    if not isinstance(session, ServerSession):
-        raise RuntimeError(
-            "The current session is not a kitsession session. Call"
-            " KitSession(app) or kitsession.init_app(app), and do not replace"
-            " app.session_interface afterwards."
-        )
-    return session
-
-
-def _start_new_session() -> ServerSession:
-    session = current_server_session()
-    session._start_over(get_state().settings.carried_keys(session))
-    return session
-
-
-def _finish_new_session(session: ServerSession) -> None:
-    if not session.modified or not session:
-        # The view did not log anyone in: keep the session the visitor had.
-        session._undo_start_over()
-        return
-    # A visitor's cart follows them into their account, or back into the
-    # same account; nothing crosses from one user to another.
-    session._drop_carried_if_user_changed()
-
-
 def with_new_session(view: F) -> F:
-    """Run the view with a brand-new session (and a new token), for logins.
+    """Mark a view as a login: when it links a user, the session starts over
+    with a new token.
 
     A new token at login means a session id planted in the visitor's browser
-    before login (session fixation) is worthless. The new session is stored,
-    and its cookie set, only if the view puts data in it; the previous session
-    is deleted then. If the view leaves it empty (a failed login) or raises,
-    the visitor keeps the session they had.
+    before login (session fixation) is worthless. The view links a user by
+    writing one of ``KITSESSION_USER_ID_KEYS`` (``session["user_id"] =
+    user.id``) or by calling Flask-Login's ``login_user``; a login of the user
+    already signed in counts too. The new session holds what the request
+    wrote, and the keys of ``KITSESSION_CARRY_OVER_KEYS`` unless it belongs to
+    another user than before (an anonymous visitor's cart follows them into
+    their account; nothing follows anyone into another account). The previous
+    session is deleted when the new one is stored.
 
-    Keys listed in ``KITSESSION_CARRY_OVER_KEYS`` are carried over into the
-    new session, unless it ends up belonging to another user than the one
-    before (an anonymous visitor's cart follows them into their account).
+    A view that links nobody (a failed login) leaves the visitor's session as
+    it was, with what the view wrote into it (a flashed message). A view that
+    raises leaves the session as it was before the view.
 
     .. code-block:: python
 
@@ -91,32 +46,40 @@ def with_new_session(view: F) -> F:
             session["user_id"] = user.id
             return redirect("/")
 
+    .. versionchanged:: 0.2
+        The view sees the visitor's session until it links a user; a failed
+        login keeps the session (and what the view flashed).
+
     .. versionadded:: 0.1
     """
     if inspect.iscoroutinefunction(view):
 
         @functools.wraps(view)
         async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            session = _start_new_session()
+            session = current_server_session()
+            lifecycle = session.lifecycle
+            checkpoint = lifecycle.begin_login(session)
             try:
                 rv = await view(*args, **kwargs)
             except BaseException:
-                session._undo_start_over()
+                lifecycle.abandon_login(session, checkpoint)
                 raise
-            _finish_new_session(session)
+            lifecycle.finish_login()
             return rv
 
         return t.cast(F, async_wrapper)
 
     @functools.wraps(view)
     def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        session = _start_new_session()
+        session = current_server_session()
+        lifecycle = session.lifecycle
+        checkpoint = lifecycle.begin_login(session)
         try:
             rv = view(*args, **kwargs)
         except BaseException:
-            session._undo_start_over()
+            lifecycle.abandon_login(session, checkpoint)
             raise
-        _finish_new_session(session)
+        lifecycle.finish_login()
         return rv
 
     return t.cast(F, wrapper)
@@ -136,7 +99,8 @@ def with_delete_session(view: F) -> F:
         @functools.wraps(view)
         async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
             rv = await view(*args, **kwargs)
-            current_server_session()._delete = True
+            session = current_server_session()
+            session.lifecycle.end(session)
             return rv
 
         return t.cast(F, async_wrapper)
@@ -144,7 +108,8 @@ def with_delete_session(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
         rv = view(*args, **kwargs)
-        current_server_session()._delete = True
+        session = current_server_session()
+        session.lifecycle.end(session)
         return rv
 
     return t.cast(F, wrapper)
@@ -179,16 +144,14 @@ def fresh_login_required(
 
     def is_fresh() -> bool:
         session = current_server_session()
-        if session.user_id is None:
-            return False
-        if session.record is None:
-            return True  # logged in by this very request
-        authenticated_at = session.authenticated_at
-        now = get_state().interface.clock()
+        if dict.get(session, FRESH_KEY) is False:
+            return False  # Flask-Login says so: a remember cookie, say
+        now = get_state().clock()
+        authenticated_at = session.lifecycle.is_fresh_at(now)
         return authenticated_at is not None and now - authenticated_at <= limit
 
     def refuse() -> t.Any:
-        view = reauthenticate_view or current_app.config.get("KITSESSION_REAUTHENTICATE_VIEW")
+        view = reauthenticate_view or get_state().settings.reauthenticate_view
         if view is None:
             abort(401)
         return redirect(url_for(view, next=request.full_path.rstrip("?")))

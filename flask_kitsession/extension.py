@@ -5,20 +5,24 @@ from __future__ import annotations
 import copy
 import os
 import typing as t
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from flask import current_app
 from flask import Flask
 from flask import request
 from sqlalchemy.engine import Engine
 
+from .cli import kitsession_command
 from .interface import KitSessionInterface
 from .interface import STORE_ERROR_ENVIRON_KEY
+from .loaders import user_loader_for
+from .login import connect_signals
 from .models import utc_now
 from .settings import DEFAULTS
 from .settings import Settings
+from .state import EXTENSION_KEY
+from .state import get_state
+from .state import KitSessionState
 from .stores.base import SessionStore
 from .stores.redis import RedisStore
 from .stores.sql import create_store_engine
@@ -26,16 +30,6 @@ from .stores.sql import SQLAlchemyStore
 
 #: Name of the SQLite file used when no database URL is configured.
 DEFAULT_SQLITE_FILE = "kitsession.sqlite3"
-
-
-@dataclass
-class KitSessionState:
-    """What kitsession keeps for one app, in ``app.extensions["kitsession"]``."""
-
-    extension: KitSession
-    store: SessionStore
-    settings: Settings
-    interface: KitSessionInterface
 
 
 class KitSession:
@@ -104,7 +98,7 @@ class KitSession:
 
         :raises RuntimeError: if kitsession is already installed on ``app``.
         """
-        if "kitsession" in app.extensions:
+        if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "flask-kitsession is already initialized on this app. Call"
                 " init_app() once per app (one KitSession can serve many apps)."
@@ -114,19 +108,11 @@ class KitSession:
             app.config.setdefault(key, copy.copy(value))
         settings = Settings.from_config(app.config)
         store = self._store if self._store is not None else self._make_store(app)
-        store.serializer.max_size = settings.max_data_size
-        interface = self.interface_class(store, settings, clock=self.clock)
-        app.session_interface = interface
-        app.extensions["kitsession"] = KitSessionState(self, store, settings, interface)
+        app.extensions[EXTENSION_KEY] = KitSessionState(self, store, settings, self.clock)
+        app.session_interface = self.interface_class(store, settings, clock=self.clock)
         # First, so that no other hook runs on a session that failed to load.
         app.before_request_funcs.setdefault(None, []).insert(0, _fail_if_unavailable)
-
-        from .login import connect_signals
-
         connect_signals(app)
-
-        from .cli import kitsession_command
-
         app.cli.add_command(kitsession_command)
 
     def _make_store(self, app: Flask) -> SessionStore:
@@ -224,25 +210,7 @@ class KitSession:
 
         :param login_manager: A :class:`flask_login.LoginManager`.
         """
-        from .loaders import user_loader_for
-
         login_manager.user_loader(user_loader_for(login_manager))
-
-
-def get_state(app: Flask | None = None) -> KitSessionState:
-    """Return kitsession's state for ``app`` (default: the current app).
-
-    :raises RuntimeError: if kitsession was not initialised on the app.
-    """
-    if app is None:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-    try:
-        return t.cast(KitSessionState, app.extensions["kitsession"])
-    except KeyError:
-        raise RuntimeError(
-            "flask-kitsession is not initialized on this app. Call"
-            " KitSession(app) or kitsession.init_app(app) in your app factory."
-        ) from None
 
 
 def _fail_if_unavailable() -> None:

@@ -13,10 +13,11 @@ from flask import session as flask_session
 from werkzeug.wrappers import Response
 
 from . import tokens
-from .decorators import current_server_session
-from .decorators import request_server_session
-from .extension import get_state
+from .interface import get_interface
+from .session import current_server_session
+from .session import request_server_session
 from .session import ServerSession
+from .state import get_state
 
 #: :data:`flask.session`, typed as the :class:`ServerSession` it is under
 #: kitsession, for code checked by mypy: ``current_session.user_id``.
@@ -34,7 +35,9 @@ def _session_id(session: ServerSession | str) -> str:
 def _is_current(session_id: str) -> ServerSession | None:
     """Return the request's session if it has ``session_id``."""
     current = request_server_session()
-    return current if current is not None and current._id == session_id else None
+    if current is None or current.record is None:
+        return None
+    return current if current.record.id == session_id else None
 
 
 def create_session(
@@ -56,19 +59,19 @@ def create_session(
 
     .. versionadded:: 0.1
     """
-    state = get_state()
-    session = state.interface.make_session()
+    interface = get_interface()
+    session = interface.make_session()
     if data:
         session.update(data)
     if user_id is not None:
-        named = state.store.user_id_from(session)
+        named = session.user_id
         if named is None:
             session["user_id"] = user_id
-        elif named != state.store.coerce_user_id(user_id):
+        elif named != interface.store.coerce_user_id(user_id):
             raise ValueError(f"user_id={user_id!r} but the data names user {named!r}.")
     if permanent:
         session.permanent = True
-    state.interface.store_new(session)
+    interface.persist(session)
     return session
 
 
@@ -81,9 +84,9 @@ def get_session(session_id: str) -> ServerSession | None:
     """
     if not isinstance(session_id, str) or not tokens.is_session_id(session_id):
         return None
-    state = get_state()
-    record = state.store.get(session_id, state.interface.clock())
-    return None if record is None else state.interface.make_session(record)
+    interface = get_interface()
+    record = interface.store.get(session_id, interface.clock())
+    return None if record is None else interface.make_session(record)
 
 
 def get_all_sessions(
@@ -94,10 +97,10 @@ def get_all_sessions(
 
     .. versionadded:: 0.1
     """
-    state = get_state()
-    now = None if include_expired else state.interface.clock()
-    for record in state.store.iterate(now=now, batch_size=batch_size):
-        yield state.interface.make_session(record)
+    interface = get_interface()
+    now = None if include_expired else interface.clock()
+    for record in interface.store.iterate(now=now, batch_size=batch_size):
+        yield interface.make_session(record)
 
 
 def get_sessions_for_user(user_id: t.Any, *, include_expired: bool = False) -> list[ServerSession]:
@@ -110,11 +113,11 @@ def get_sessions_for_user(user_id: t.Any, *, include_expired: bool = False) -> l
 
     .. versionadded:: 0.1
     """
-    state = get_state()
-    user_id = state.store.user_id_of(user_id)
-    now = None if include_expired else state.interface.clock()
+    interface = get_interface()
+    user_id = interface.store.user_id_of(user_id)
+    now = None if include_expired else interface.clock()
     sessions = [
-        state.interface.make_session(r) for r in state.store.iterate(user_id=user_id, now=now)
+        interface.make_session(r) for r in interface.store.iterate(user_id=user_id, now=now)
     ]
     sessions.sort(key=lambda s: s.last_seen_at or s.created_at, reverse=True)  # type: ignore[arg-type, return-value]
     return sessions
@@ -123,18 +126,28 @@ def get_sessions_for_user(user_id: t.Any, *, include_expired: bool = False) -> l
 def set_session(session: ServerSession, data: t.Mapping[str, t.Any]) -> bool:
     """Replace a session's data and store it now.
 
+    It never changes whose session it is: to sign a user in, use a login
+    view (:func:`with_new_session`, Flask-Login's ``login_user``) or
+    :func:`create_session`.
+
     :return: ``False`` if the session no longer exists (it is not re-created).
+    :raises ValueError: if ``data`` names another user than the session's.
 
     .. versionadded:: 0.1
     """
-    state = get_state()
+    interface = get_interface()
+    lifecycle = session.lifecycle
+    if lifecycle.user_from(data) != session.user_id:
+        raise ValueError(
+            f"The data names user {lifecycle.user_from(data)!r}, but the session belongs to"
+            f" {session.user_id!r}: set_session() never changes whose session it is."
+        )
+    for key, value in data.items():
+        lifecycle.check_value(key, value)
     dict.clear(session)
     dict.update(session, data)
     session.modified = True
-    if session.record is None:
-        state.interface.store_new(session)
-        return True
-    return state.interface.store_changes(session)
+    return interface.persist(session)
 
 
 def remove_session(session: ServerSession | str) -> bool:
@@ -148,7 +161,7 @@ def remove_session(session: ServerSession | str) -> bool:
     session_id = _session_id(session)
     current = _is_current(session_id)
     if current is not None:
-        current._delete = True
+        current.lifecycle.end(current)
     return get_state().store.delete(session_id)
 
 
@@ -214,10 +227,10 @@ def refresh_authentication() -> None:
     .. versionadded:: 0.1
     """
     session = current_server_session()
-    if session.user_id is None:
-        raise ValueError("The session belongs to no user: there is nothing to refresh.")
-    session._reauthenticated = True
-    session.modified = True
+    session.lifecycle.authenticate()
+    if "_fresh" in session:
+        # Flask-Login's own flag agrees (its login_fresh(), say).
+        session["_fresh"] = True
 
 
 def set_session_cookie(response: Response, session: ServerSession) -> Response:
@@ -228,7 +241,8 @@ def set_session_cookie(response: Response, session: ServerSession) -> Response:
     """
     if session.record is None:
         raise ValueError("Store the session first (create_session() does).")
-    get_state().interface.set_cookie(current_app._get_current_object(), response, session)  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    get_interface(app).set_cookie(app, response, session)
     return response
 
 
@@ -237,5 +251,6 @@ def remove_session_cookie(response: Response) -> Response:
 
     .. versionadded:: 0.1
     """
-    get_state().interface.remove_cookie(current_app._get_current_object(), response)  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    get_interface(app).remove_cookie(app, response)
     return response

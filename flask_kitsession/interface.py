@@ -8,6 +8,7 @@ import typing as t
 import weakref
 from datetime import datetime
 
+from flask import current_app
 from flask import Flask
 from flask import has_request_context
 from flask import Request
@@ -19,10 +20,16 @@ from werkzeug.wrappers import Response
 from . import tokens
 from .cookies import CookieSigner
 from .exceptions import StoreUnavailableError
+from .lifecycle import Action
+from .lifecycle import CookieAction
+from .lifecycle import CookieState
+from .lifecycle import Outcome
+from .lifecycle import SessionLifecycle
 from .models import USER_AGENT_LENGTH
 from .models import utc_now
 from .session import ServerSession
 from .settings import Settings
+from .state import get_state
 from .stores.base import SessionRecord
 from .stores.base import SessionStore
 
@@ -80,21 +87,37 @@ class KitSessionInterface(SessionInterface):
         )
         self._static_prefixes: weakref.WeakKeyDictionary[Flask, str] = weakref.WeakKeyDictionary()
 
+    # -- what a session needs from its app ------------------------------------
+
+    def user_agent(self) -> str | None:
+        """The user agent of the current request, cut to what the column
+        holds; ``None`` outside a request or with tracking off.
+        """
+        if not self.settings.track_user_agent or not has_request_context():
+            return None
+        agent = current_request.user_agent.string
+        return agent[:USER_AGENT_LENGTH] if agent else None
+
+    def client_address(self) -> str | None:
+        """The client address of the current request; ``None`` outside a
+        request or with tracking off.
+        """
+        if not self.settings.track_ip or not has_request_context():
+            return None
+        return current_request.remote_addr
+
     # -- opening --------------------------------------------------------------
 
     def make_session(
-        self, record: SessionRecord | None = None, token: str | None = None
+        self,
+        record: SessionRecord | None = None,
+        token: str | None = None,
+        *,
+        cookie: CookieState = CookieState.ABSENT,
     ) -> ServerSession:
         """Return a session object for a stored record, or a new empty session."""
-        return self.session_class(
-            record.data if record is not None else None,
-            record=record,
-            token=token,
-            user_id_from=self.store.user_id_from,
-            load_user=self.store.load_user,
-            attach_user=self.store.attach_user,
-            check_value=self.store.serializer.check_value,
-        )
+        lifecycle = SessionLifecycle(self, record, token, cookie)
+        return self.session_class(record.data if record is not None else None, lifecycle=lifecycle)
 
     def open_session(self, app: Flask, request: Request) -> ServerSession | None:
         if not self.signer.can_sign(app):
@@ -105,9 +128,7 @@ class KitSessionInterface(SessionInterface):
         if not value:
             return self.make_session()
         if self._skips_session(app, request):
-            session = self.make_session()
-            session._skip_save = True
-            return session
+            return self._unsaved()
         token, current_key = self.signer.loads_checking_key(app, value)
         if token is None:
             logger.warning(
@@ -115,26 +136,34 @@ class KitSessionInterface(SessionInterface):
                 " (from %s).",
                 request.remote_addr,
             )
-            return self._stale()
+            return self.make_session(cookie=CookieState.UNVERIFIED)
         try:
             record = self.store.get(tokens.session_id_for(token), self.clock())
         except StoreUnavailableError as e:
             logger.error("Could not load the session: %s", e)
             request.environ[STORE_ERROR_ENVIRON_KEY] = e
-            session = self.make_session()
-            session._skip_save = True
-            return session
+            return self._unsaved()
         if record is None:
             logger.debug("The session cookie names a session that is unknown or expired.")
-            return self._stale()
-        session = self.make_session(record, token)
-        if not current_key:
-            session._resign = True
+            return self.make_session(cookie=CookieState.DEAD)
+        session = self.make_session(
+            record, token, cookie=CookieState.VALID if current_key else CookieState.OLD_KEY
+        )
+        lifecycle = session.lifecycle
+        if lifecycle.user_from(session) != record.user_id:
+            # The stored link and the data disagree (the user's key changed
+            # under the session): it belongs to nobody, and ends.
+            logger.warning("Ended a session whose data names another user than its link.")
+            lifecycle.end(session)
+            session.modified = False
         return session
 
-    def _stale(self) -> ServerSession:
+    def _unsaved(self) -> ServerSession:
+        """A session that is not loaded and never saved: the client's cookie
+        is left alone.
+        """
         session = self.make_session()
-        session._stale_cookie = True
+        session.lifecycle.skip_save = True
         return session
 
     def _skips_session(self, app: Flask, request: Request) -> bool:
@@ -154,15 +183,18 @@ class KitSessionInterface(SessionInterface):
         """A permanent session's cookie expires with the stored session; others
         are browser-session cookies.
         """
-        if session.permanent and isinstance(session, ServerSession) and session.record is not None:
-            return session.record.expires_at
+        if session.permanent and isinstance(session, ServerSession):
+            record = session.lifecycle.record
+            if record is not None:
+                return record.expires_at
         return None
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSession), (
             "KitSessionInterface only saves ServerSession objects."
         )
-        if session._skip_save:
+        lifecycle = session.lifecycle
+        if lifecycle.skip_save:
             # Not loaded (a static file, or the store failed): leave the
             # client's cookie alone.
             return
@@ -174,168 +206,90 @@ class KitSessionInterface(SessionInterface):
             # does. The session stays as it was stored before the request.
             return
         try:
-            self._save(app, session, response)
+            outcome = lifecycle.decide(
+                session, self.clock(), refresh_cookie=self.should_refresh(app, session)
+            )
+            self.carry_out(session, outcome, app, response)
         except StoreUnavailableError as e:
             logger.error("Could not save the session: %s", e)
             _replace_response(app, response, e)
 
-    def _save(self, app: Flask, session: ServerSession, response: Response) -> None:
+    def should_refresh(self, app: Flask, session: ServerSession) -> bool:
+        """Whether a permanent session's cookie is sent with every response
+        (``SESSION_REFRESH_EACH_REQUEST``), as Flask's own session does.
+        """
+        return bool(app.config["SESSION_REFRESH_EACH_REQUEST"])
+
+    def persist(self, session: ServerSession) -> bool:
+        """Store what the session's lifecycle decides now, outside the end of a
+        request (the helpers do). Return ``False`` if the session no longer
+        exists.
+        """
+        outcome = session.lifecycle.decide(session, self.clock(), refresh_cookie=False)
+        return self.carry_out(session, outcome)
+
+    def carry_out(
+        self,
+        session: ServerSession,
+        outcome: Outcome,
+        app: Flask | None = None,
+        response: Response | None = None,
+    ) -> bool:
+        """Carry out a decided outcome on the store, then on the response's
+        cookie (when there is a response). Return ``False`` if the stored
+        session turned out to be gone: deleted or revoked while the request
+        ran, it stays gone and its cookie is removed.
+        """
         store = self.store
-        record = session.record
-
-        if session._delete:
-            if record is not None:
-                store.delete(record.id)
-            if record is not None or session._stale_cookie:
+        action = outcome.action
+        record = outcome.record
+        done = True
+        if action is Action.CREATE:
+            assert record is not None
+            if record.user_id is not None:
+                # SQL stores' foreign keys check this themselves; others ask.
+                store.check_user(record.user_id)
+            store.create(record, replaces=outcome.target)
+        elif action is Action.UPDATE:
+            assert record is not None
+            done = store.update(record, previous_id=outcome.target)
+        elif action is Action.TOUCH:
+            assert record is not None and outcome.target is not None
+            done = store.touch(
+                outcome.target,
+                last_seen_at=record.last_seen_at,
+                expires_at=record.expires_at,
+                ip_address=record.ip_address,
+            )
+        elif action is Action.DELETE and outcome.target is not None:
+            store.delete(outcome.target)
+        lifecycle = session.lifecycle
+        if not done:
+            lifecycle.gone()
+            if app is not None and response is not None:
                 self.remove_cookie(app, response)
-            session.record = None
-            return
-
-        if record is None:
-            if session:
-                self.store_new(session)
-                self.set_cookie(app, response, session)
-            elif session._stale_cookie:
-                self.remove_cookie(app, response)
-            return
-
-        if session.modified or session._rotate:
-            if not session:
-                # Emptied, like session.clear(): nothing is left to keep.
-                store.delete(record.id)
-                self.remove_cookie(app, response)
-                session.record = None
-                return
-            if self.store_changes(session):
-                self.set_cookie(app, response, session)
-            else:
-                # Deleted or revoked while this request ran: it stays gone.
-                self.remove_cookie(app, response)
-            return
-
-        now = self.clock()
-        if self.settings.touch_due(record.last_seen_at, now):
-            expires_at = self.settings.expires_at(record.created_at, now)
-            if not store.touch(
-                record.id, last_seen_at=now, expires_at=expires_at, ip_address=self._ip_address()
-            ):
-                self.remove_cookie(app, response)
-                return
-            record.last_seen_at = now
-            record.expires_at = expires_at
-            if session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]:
-                self.set_cookie(app, response, session)
-                return
-        if session._resign:
-            # Signed with a key kept only for rotation: sign it with the
-            # current one, so removing the old key later signs nobody out.
-            self.set_cookie(app, response, session)
-
-    # -- writing sessions (used by requests and by the helpers) ---------------
-
-    def store_new(self, session: ServerSession) -> SessionRecord:
-        """Store a new session (replacing the session it started over from,
-        if any) and return its record.
-        """
-        now = self.clock()
-        user_id = self.store.user_id_from(session)
-        if user_id is not None:
-            self.store.check_user(user_id)
-        record = SessionRecord(
-            id=session.id,
-            data=dict(session),
-            user_id=user_id,
-            created_at=now,
-            updated_at=now,
-            last_seen_at=now,
-            expires_at=self.settings.expires_at(now, now),
-            authenticated_at=now if user_id is not None else None,
-            user_agent=self._user_agent(),
-            ip_address=self._ip_address(),
-        )
-        replaces = session._replaces.id if session._replaces is not None else None
-        self.store.create(record, replaces=replaces)
-        session.record = record
-        session.new = False
-        session.modified = False
-        session._replaces = None
-        return record
-
-    def store_changes(self, session: ServerSession) -> bool:
-        """Write a stored session's data (and new token, if it is being
-        regenerated). Return ``False`` if it no longer exists.
-        """
-        old = session.record
-        assert old is not None, "store_changes() needs a stored session; use store_new()."
-        now = self.clock()
-        user_id = self.store.user_id_from(session)
-        if user_id is None:
-            authenticated_at = None
-        elif user_id == old.user_id and not session._reauthenticated:
-            authenticated_at = old.authenticated_at
-        else:
-            self.store.check_user(user_id)
-            authenticated_at = now
-        previous_id = token = None
-        session_id = old.id
-        if session._rotate:
-            previous_id = old.id
-            token = tokens.new_token()
-            session_id = tokens.session_id_for(token)
-        # The expiry slides once per touch interval, by writes as by reads.
-        # Between, a write leaves last_seen_at and the indexed expires_at as
-        # they are: PostgreSQL then updates the row in place (a HOT update),
-        # with no new index entries for every change of the data.
-        if self.settings.touch_due(old.last_seen_at, now):
-            last_seen_at, expires_at = now, self.settings.expires_at(old.created_at, now)
-        else:
-            last_seen_at, expires_at = old.last_seen_at, old.expires_at
-        record = SessionRecord(
-            id=session_id,
-            data=dict(session),
-            user_id=user_id,
-            created_at=old.created_at,
-            updated_at=now,
-            last_seen_at=last_seen_at,
-            expires_at=expires_at,
-            authenticated_at=authenticated_at,
-            user_agent=old.user_agent,
-            ip_address=self._ip_address() or old.ip_address,
-        )
-        stored = self.store.update(record, previous_id=previous_id)
-        session._rotate = session._reauthenticated = False
-        if not stored:
-            session.record = None
             return False
-        if token is not None:
-            session._token, session._id = token, session_id
-        session.record = record
-        session.modified = False
+        if action is not Action.NOTHING:
+            lifecycle.stored(outcome)
+        if app is not None and response is not None:
+            if outcome.cookie is CookieAction.SET:
+                self.set_cookie(app, response, session)
+            elif outcome.cookie is CookieAction.REMOVE:
+                self.remove_cookie(app, response)
         return True
-
-    def _user_agent(self) -> str | None:
-        if not self.settings.track_user_agent or not has_request_context():
-            return None
-        agent = current_request.user_agent.string
-        return agent[:USER_AGENT_LENGTH] if agent else None
-
-    def _ip_address(self) -> str | None:
-        if not self.settings.track_ip or not has_request_context():
-            return None
-        return current_request.remote_addr
 
     # -- cookies ----------------------------------------------------------------
 
     def set_cookie(self, app: Flask, response: Response, session: ServerSession) -> None:
         """Set the session cookie on ``response`` for a stored session."""
-        if session._token is None:
+        if session.lifecycle.token is None:
             raise ValueError(
                 "This session's token is unknown here: only sessions created, or"
                 " opened from a cookie, in this process can be put in a cookie."
             )
         response.set_cookie(
             self.get_cookie_name(app),
-            self.signer.dumps(app, session._token),
+            self.signer.dumps(app, session.lifecycle.token),
             expires=self.get_expiration_time(app, session),
             httponly=self.get_cookie_httponly(app),
             domain=self.get_cookie_domain(app),
@@ -403,3 +357,24 @@ def _replace_response(app: Flask, response: Response, error: StoreUnavailableErr
     response.headers = error_response.headers
     response.response = error_response.response
     response.direct_passthrough = False
+
+
+def get_interface(app: Flask | None = None) -> KitSessionInterface:
+    """Return the app's kitsession interface: the one installed as
+    ``app.session_interface`` now (a subclass assigned after ``init_app``
+    included), so that the helpers sign and read cookies as requests do.
+
+    :raises RuntimeError: if kitsession was not initialised on the app, or
+        its session interface was replaced by one that is not kitsession's.
+    """
+    if app is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    interface = app.session_interface
+    if not isinstance(interface, KitSessionInterface):
+        get_state(app)  # says "call init_app" when that is the problem
+        raise RuntimeError(
+            f"The app's session interface is a {type(interface).__name__}, not a"
+            " KitSessionInterface: assign only KitSessionInterface subclasses to"
+            " app.session_interface after init_app."
+        )
+    return interface

@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from flask import Flask
 
 from . import models
-from .extension import get_state
+from .state import get_state
 from .stores.sql import create_store_engine
 from .stores.sql import resolve_user_key
 from .stores.sql import resolve_user_link

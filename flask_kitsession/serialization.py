@@ -19,6 +19,15 @@ from .exceptions import SessionDataError
 logger = logging.getLogger("flask_kitsession")
 
 
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+#: "The serializer's own :attr:`~SessionSerializer.max_size`".
+DEFAULT: t.Final = _Default()
+
+
 class SessionSerializer:
     """Turns session data into a JSON-compatible value and back.
 
@@ -30,13 +39,19 @@ class SessionSerializer:
         self.max_size = max_size
         self._tagger = TaggedJSONSerializer()
 
-    def dump(self, data: t.Mapping[str, t.Any]) -> tuple[t.Any, str]:
+    def dump(
+        self, data: t.Mapping[str, t.Any], *, max_size: int | None | _Default = DEFAULT
+    ) -> tuple[t.Any, str]:
         """Return ``(value, text)``: the JSON-compatible value to store and its
         compact JSON text.
 
+        :param max_size: The size limit (``None``: none); :attr:`max_size` by
+            default. An app's own limit (``KITSESSION_MAX_DATA_SIZE``) is passed
+            here, so that a store shared by several apps keeps each app's.
         :raises SessionDataError: if the data cannot be represented as JSON or
-            is larger than :attr:`max_size`. Nothing has been written then.
+            is larger than the limit. Nothing has been written then.
         """
+        limit = self.max_size if isinstance(max_size, _Default) else max_size
         for key in data:
             _check_key(key)
         try:
@@ -47,15 +62,17 @@ class SessionSerializer:
                 f"The session data cannot be stored as JSON: {e}. Keys {bad} hold"
                 " values that are not JSON types (or tuples, bytes, datetimes, UUIDs)."
             ) from e
-        if self.max_size is not None and len(text) > self.max_size:
+        if limit is not None and len(text) > limit:
             raise SessionDataError(
                 f"The session data is {len(text)} characters of JSON, more than"
-                f" the limit of {self.max_size} (KITSESSION_MAX_DATA_SIZE). Keep"
+                f" the limit of {limit} (KITSESSION_MAX_DATA_SIZE). Keep"
                 " large data in your own tables and only its key in the session."
             )
         return value, text
 
-    def check_value(self, key: t.Any, value: t.Any) -> None:
+    def check_value(
+        self, key: t.Any, value: t.Any, *, max_size: int | None | _Default = DEFAULT
+    ) -> None:
         """Raise :exc:`SessionDataError` now if ``session[key] = value`` could
         never be stored: a key that is not a string, a value that is not
         JSON (or a tag), or one larger alone than :attr:`max_size`.
@@ -63,7 +80,10 @@ class SessionSerializer:
         The session calls it on every assignment, so the error points at the
         line that made the mistake. :meth:`dump` still checks the whole data
         when it is saved (a value changed in place, the total size).
+
+        :param max_size: As for :meth:`dump`.
         """
+        limit = self.max_size if isinstance(max_size, _Default) else max_size
         _check_key(key)
         try:
             _, text = self._encode(value)
@@ -72,10 +92,10 @@ class SessionSerializer:
                 f"session[{key!r}] cannot be stored as JSON: {e}. Session values"
                 " must be JSON types (or tuples, bytes, datetimes, UUIDs, Markup)."
             ) from e
-        if self.max_size is not None and len(text) > self.max_size:
+        if limit is not None and len(text) > limit:
             raise SessionDataError(
                 f"session[{key!r}] is {len(text)} characters of JSON, more than the"
-                f" limit of {self.max_size} for the whole session"
+                f" limit of {limit} for the whole session"
                 " (KITSESSION_MAX_DATA_SIZE). Keep large data in your own tables"
                 " and only its key in the session."
             )

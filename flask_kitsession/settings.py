@@ -31,6 +31,8 @@ DEFAULTS: dict[str, t.Any] = {
     "KITSESSION_TRACK_IP": True,
     "KITSESSION_MAX_DATA_SIZE": 64 * 1024,
     "KITSESSION_CARRY_OVER_KEYS": (),
+    "KITSESSION_USER_ID_KEYS": ("user_id", "_user_id", "userId", "id"),
+    "KITSESSION_REAUTHENTICATE_VIEW": None,
     "KITSESSION_REDIS_URL": None,
     "KITSESSION_REDIS_PREFIX": "kitsession:",
 }
@@ -79,6 +81,13 @@ class Settings:
     #: Carry every key over (``KITSESSION_CARRY_OVER_KEYS = "*"``): the
     #: behaviour of Flask's cookie session under Flask-Login.
     carry_over_all: bool = False
+    #: Keys of the session data that name the session's user; the first one
+    #: present (and not ``None``) wins. Writing one of them links the session
+    #: to that user (a login: the session gets a new token).
+    user_id_keys: tuple[str, ...] = ("user_id", "_user_id", "userId", "id")
+    #: The endpoint :func:`~flask_kitsession.fresh_login_required` sends a
+    #: login that is not fresh to; ``None`` answers ``401``.
+    reauthenticate_view: str | None = None
 
     def __post_init__(self) -> None:
         if self.touch_interval >= self.idle_timeout:
@@ -114,6 +123,21 @@ class Settings:
             )
         touch = _duration(config, "KITSESSION_TOUCH_INTERVAL")
         assert touch is not None
+        user_id_keys = config["KITSESSION_USER_ID_KEYS"]
+        if (
+            isinstance(user_id_keys, str)
+            or not user_id_keys
+            or not all(isinstance(key, str) for key in user_id_keys)
+        ):
+            raise TypeError(
+                "KITSESSION_USER_ID_KEYS must be a non-empty list of the session keys that"
+                f" name the user, such as ['user_id', '_user_id'], not {user_id_keys!r}."
+            )
+        view = config["KITSESSION_REAUTHENTICATE_VIEW"]
+        if view is not None and not isinstance(view, str):
+            raise TypeError(
+                f"KITSESSION_REAUTHENTICATE_VIEW must be an endpoint name or None, not {view!r}."
+            )
         return cls(
             idle_timeout=idle,
             absolute_timeout=_duration(config, "KITSESSION_ABSOLUTE_TIMEOUT", optional=True),
@@ -124,13 +148,15 @@ class Settings:
             max_data_size=max_size,
             carry_over_keys=tuple(keys),
             carry_over_all=carry_over_all,
+            user_id_keys=tuple(user_id_keys),
+            reauthenticate_view=view,
         )
 
-    def carried_keys(self, data: t.Iterable[str]) -> t.Iterable[str]:
-        """The keys of ``data`` a login carries into the new session (but
-        never from one user to another).
+    def carries(self, key: str) -> bool:
+        """Whether a login carries ``key`` into the new session (but never
+        from one user to another).
         """
-        return list(data) if self.carry_over_all else self.carry_over_keys
+        return self.carry_over_all or key in self.carry_over_keys
 
     def expires_at(self, created_at: datetime, now: datetime) -> datetime:
         """When a session created at ``created_at`` and used at ``now`` expires:

@@ -284,9 +284,15 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator
 
 
 @pytest.fixture
-def app(backend: Backend, clock: Clock) -> Flask:
+def app(request: pytest.FixtureRequest, backend: Backend, clock: Clock) -> Flask:
+    """An app on the backend with the views of ``add_views``; a test marked
+    ``@pytest.mark.app_config(KEY=value)`` gets that config too.
+    """
     app = Flask(__name__)
     app.config.update(SECRET_KEY=SECRET_KEY, TESTING=True)
+    marker = request.node.get_closest_marker("app_config")
+    if marker is not None:
+        app.config.update(marker.kwargs)
     KitSession(app, store=backend.store, clock=clock)
     add_views(app)
     return app

@@ -92,7 +92,9 @@ def test_login_without_a_previous_session(client: FlaskClient, backend: Backend)
     assert me(client)["email"] == "new@example.com"
 
 
-def test_login_view_sees_a_fresh_session(app: Flask, client: FlaskClient, backend: Backend) -> None:
+def test_a_login_view_sees_the_visitors_session_until_it_links_a_user(
+    app: Flask, client: FlaskClient, backend: Backend
+) -> None:
     user_id = backend.add_user("ada@example.com")
 
     @app.post("/inspect-login")
@@ -101,11 +103,22 @@ def test_login_view_sees_a_fresh_session(app: Flask, client: FlaskClient, backen
         seen = dict(session)
         user_before = session.user  # type: ignore[attr-defined]
         session["user_id"] = user_id
-        return jsonify(seen=seen, user_before=user_before, user_after=session.user.email)  # type: ignore[attr-defined]
+        return jsonify(
+            seen=seen,
+            user_before=user_before,
+            after=dict(session),
+            user_after=session.user.email,  # type: ignore[attr-defined]
+        )
 
     client.post("/set", data={"secret": "from before"})
     response = client.post("/inspect-login")
-    assert response.json == {"seen": {}, "user_before": None, "user_after": "ada@example.com"}
+    assert response.json == {
+        "seen": {"secret": "from before"},
+        "user_before": None,
+        "after": {"user_id": user_id},
+        "user_after": "ada@example.com",
+    }
+    assert client.get("/get").json == {"user_id": user_id}
 
 
 def test_carry_over_keys_follow_an_anonymous_visitor_into_their_account(

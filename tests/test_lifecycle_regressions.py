@@ -13,6 +13,7 @@ from flask import Flask
 from flask import jsonify
 from flask import request
 from flask import session
+from flask.testing import FlaskClient
 
 from flask_kitsession import create_session
 from flask_kitsession import current_session
@@ -33,6 +34,12 @@ from .support.backends import Backend
 from .support.clients import log_in
 from .support.clients import me
 from .support.clients import session_cookie
+
+
+def get_json(client: FlaskClient, path: str) -> dict[str, t.Any]:
+    data = client.get(path).json
+    assert isinstance(data, dict)
+    return data
 
 
 def make_app(backend: Backend, clock: Clock, **config: t.Any) -> Flask:
@@ -294,11 +301,11 @@ def test_login_user_of_another_user_with_carry_over_all(empty_database_url: str)
         client = login_app.app.test_client()
         client.post("/set", data={"cart": "2 pears"})
         client.post("/login/u-1")
-        assert client.get("/get").json["cart"] == "2 pears"
+        assert get_json(client, "/get")["cart"] == "2 pears"
         client.post("/set", data={"ada's": "secret"})
         client.post("/login/u-2")
         assert client.get("/profile").text == "bob <bob@example.com>"
-        data = client.get("/get").json
+        data = get_json(client, "/get")
         assert data["_user_id"] == "u-2"
         assert "ada's" not in data and "cart" not in data
     finally:

@@ -25,9 +25,9 @@ from flask_kitsession import with_new_session
 from .support.backends import Backend
 from .support.clients import log_in
 
-pytestmark = pytest.mark.reliability
-
 MAX_SIZE = 1000
+
+pytestmark = [pytest.mark.reliability, pytest.mark.app_config(KITSESSION_MAX_DATA_SIZE=MAX_SIZE)]
 UNKNOWN_USER = 987654
 
 
@@ -48,7 +48,6 @@ BAD_VALUES = [
 
 def prepare(app: Flask, backend: Backend, client: FlaskClient) -> list[dict[str, t.Any]]:
     """A signed-in visitor with data; return the stored rows."""
-    app.extensions["kitsession"].store.serializer.max_size = MAX_SIZE
     log_in(client, backend.add_user("ada@example.com"))
     assert client.post("/set", data={"good": "kept"}).status_code == 200
     return backend.rows()

@@ -7,9 +7,10 @@ in this repository), and runs it with pytest three times: on Flask's cookie
 session, on kitsession with ``KITSESSION_CARRY_OVER_KEYS = "*"`` (every key of
 the session survives ``login_user``, as with the cookie session), and on
 kitsession's default (no key is carried into the logged-in session). Every
-test that passes on the cookie session must pass on the first kitsession run;
-it exits 1 otherwise, printing the tests that regressed. The default run's
-differences are printed: they are what the default changes on purpose.
+test that passes on the cookie session must pass on the first kitsession run,
+but those in ``DOCUMENTED_DIFFERENCES`` (each with its reason); it exits 1
+otherwise, printing the tests that regressed. The default run's differences
+are printed: they are what the default changes on purpose.
 
 Needs Flask-Login 0.6.3, ``semantic_version`` and ``flask[async]`` installed
 (the ``test`` extra has them).
@@ -27,6 +28,16 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 VERSION = "0.6.3"
+
+#: Tests of the suite whose expectation kitsession deliberately does not meet,
+#: even with ``KITSESSION_CARRY_OVER_KEYS = "*"``, and why (the README says so).
+DOCUMENTED_DIFFERENCES = {
+    "test_login.LoginTestCase::test_session_protection_strong_deletes_session": (
+        "Strong session protection signs the user out: the session starts over,"
+        " and no data of a signed-in session follows it into an anonymous one"
+        " (from where a later login could carry it into another account)."
+    ),
+}
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
@@ -116,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     def passed(outcomes: dict[str, str]) -> set[str]:
         return {name for name, outcome in outcomes.items() if outcome == "passed"}
 
-    regressions = sorted(passed(cookie) - passed(kitsession))
+    regressions = sorted(passed(cookie) - passed(kitsession) - set(DOCUMENTED_DIFFERENCES))
+    stale = sorted(name for name in DOCUMENTED_DIFFERENCES if kitsession.get(name) == "passed")
     print(
         f"Flask-Login {args.version} tests/test_login.py: {len(cookie)} tests;"
         f" {len(passed(cookie))} passed on Flask's cookie session,"
@@ -126,9 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name in regressions:
         print(f"  regression: {name} ({kitsession.get(name, 'missing')})")
+    for name in sorted(DOCUMENTED_DIFFERENCES):
+        print(f"  documented difference: {name}: {DOCUMENTED_DIFFERENCES[name]}")
+    for name in stale:
+        print(f"  passes now, remove it from DOCUMENTED_DIFFERENCES: {name}")
     for name in sorted(passed(cookie) - passed(default)):
         print(f"  differs by default (data written before login_user is not carried): {name}")
-    return 1 if regressions or not passed(cookie) else 0
+    return 1 if regressions or stale or not passed(cookie) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,519 @@
+"""The life of one session in one request: the one owner of its fate.
+
+A request starts with the stored session its cookie names (the *origin*), or
+with none. What the app does to it is one of a few named transitions, and
+nothing else changes its fate:
+
+- **link**: writing (or removing) one of ``KITSESSION_USER_ID_KEYS`` links the
+  session to another user, or to none. The session *starts over*: a new
+  token, and only what may cross over follows (see :meth:`start_over`).
+- **login**: :func:`~flask_kitsession.with_new_session` and Flask-Login's
+  ``login_user`` are logins. A login of the user already linked starts over
+  too, keeping the clocks of that user's session.
+- **authenticate**: the app verified the user in this request (a login, or
+  :func:`~flask_kitsession.refresh_authentication`): ``authenticated_at``
+  becomes now, unless Flask-Login's ``_fresh`` says the login is not fresh
+  (a remember cookie, ``login_user(fresh=False)``).
+- **end**: a logout. The stored session is deleted; an empty one follows.
+- **rotate**: :meth:`ServerSession.regenerate`: same data, a new token.
+- **touch**: nothing changed; the expiry slides once per touch interval.
+
+At the end of the request :meth:`SessionLifecycle.decide` turns the state into
+one :class:`Outcome`, which the session interface carries out. Security rules
+hold by construction: the token changes whenever the linked user changes or
+the session becomes freshly authenticated; nothing of one user's session
+follows the browser into another user's; the absolute timeout counts from
+the first session of an uninterrupted link to the same user, whatever is
+carried over or re-created; ``authenticated_at`` moves only on a real
+authentication.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing as t
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import datetime
+
+from . import tokens
+from .stores.base import SessionRecord
+
+if t.TYPE_CHECKING:
+    from .session import ServerSession
+    from .settings import Settings
+    from .stores.base import SessionStore
+
+
+class SessionContext(t.Protocol):
+    """What a session's lifecycle needs from its app (the session interface
+    provides it).
+    """
+
+    store: SessionStore
+    settings: Settings
+
+    def user_agent(self) -> str | None: ...
+
+    def client_address(self) -> str | None: ...
+
+
+class CookieState(enum.Enum):
+    """What the request's session cookie turned out to be."""
+
+    #: No session cookie.
+    ABSENT = "absent"
+    #: Signed with the current key; names a live session.
+    VALID = "valid"
+    #: Signed with a key of ``SECRET_KEY_FALLBACKS``; names a live session.
+    OLD_KEY = "old key"
+    #: Signed with the app's keys, but names no live session (it ended).
+    DEAD = "dead"
+    #: Not verifiable with the app's keys: tampered, garbage, or another
+    #: app's (a shared cookie name, a worker started with another key). It is
+    #: never deleted by a request that does not write the session.
+    UNVERIFIED = "unverified"
+
+
+class Action(enum.Enum):
+    """What a save does to the store."""
+
+    NOTHING = "nothing"
+    #: Slide the expiry of the unchanged origin.
+    TOUCH = "touch"
+    #: Store a new session (replacing ``Outcome.target``, if any).
+    CREATE = "create"
+    #: Write the origin's changes (renaming it from ``Outcome.target``).
+    UPDATE = "update"
+    #: Delete ``Outcome.target``.
+    DELETE = "delete"
+
+
+class CookieAction(enum.Enum):
+    KEEP = "keep"
+    SET = "set"
+    REMOVE = "remove"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The one decision a save carries out."""
+
+    action: Action
+    cookie: CookieAction = CookieAction.KEEP
+    #: The session as it is to be stored (create, update, touch).
+    record: SessionRecord | None = None
+    #: The token of :attr:`record`, when it is a new one.
+    token: str | None = None
+    #: The stored session the action replaces, renames, touches or deletes.
+    target: str | None = None
+
+
+#: Flask-Login's flag of a login that is not fresh (a remember cookie,
+#: ``login_user(fresh=False)``).
+FRESH_KEY = "_fresh"
+
+
+class SessionLifecycle:
+    """The state of one session in one request, changed only by the named
+    transitions below, and the outcome decided from it at the end.
+
+    :param context: The app's session interface (store, settings, request
+        metadata).
+    :param origin: The stored session the request's cookie named, if any.
+    :param token: The token of ``origin``.
+    :param cookie: What the request's cookie turned out to be.
+
+    .. versionadded:: 0.2
+    """
+
+    # Class-level defaults: a request that only reads its session sets none.
+
+    #: The origin is superseded: a new session (or none) follows it.
+    replaced = False
+    #: A new session continues the origin's link to the same user: it keeps
+    #: its ``created_at`` (the absolute timeout) and ``authenticated_at``.
+    continues_origin = False
+    #: The linked user was linked by this request.
+    linked_here = False
+    #: The app authenticated the linked user in this request.
+    authenticated = False
+    #: The session gets a new token, keeping its data (``regenerate()``).
+    rotate = False
+    #: Not loaded (a static file, or the store failed): never saved.
+    skip_save = False
+    #: How many logins (``with_new_session`` views) are running.
+    login_depth = 0
+    #: A login running now has started the session over already.
+    login_started_over = False
+    #: Keys written by this request (since the last :meth:`end`).
+    written: set[str] | None = None
+    #: The user loaded for :attr:`linked`, and whether it was attached.
+    _user: t.Any = None
+    _user_for: t.Any = None
+    _user_ready = False
+
+    def __init__(
+        self,
+        context: SessionContext,
+        origin: SessionRecord | None = None,
+        token: str | None = None,
+        cookie: CookieState = CookieState.ABSENT,
+    ) -> None:
+        self.context = context
+        self.origin = origin
+        #: The stored session this session is now; ``None`` while it is new.
+        self.record = origin
+        self.token = token
+        self.cookie = cookie
+        #: The user the session is linked to now.
+        self.linked: t.Any = origin.user_id if origin is not None else None
+
+    # -- reading ----------------------------------------------------------------
+
+    def user_from(self, data: t.Mapping[str, t.Any]) -> t.Any:
+        """Return the user the data names: the first of ``KITSESSION_USER_ID_KEYS``
+        present, converted to the user key's type.
+
+        :raises UnknownUserError: if the value cannot be a user's key.
+        """
+        for key in self.context.settings.user_id_keys:
+            value = dict.get(data, key) if isinstance(data, dict) else data.get(key)
+            if value is not None:
+                return self.context.store.coerce_user_id(value)
+        return None
+
+    @property
+    def session_id(self) -> str:
+        """The session's id; a new session gets its token the first time."""
+        record = self.record
+        if record is not None:
+            return record.id
+        if self.token is None:
+            self.token = tokens.new_token()
+        return tokens.session_id_for(self.token)
+
+    def user(self) -> t.Any:
+        """The linked user: loaded with the session when it is the origin's,
+        else by the store; attached (to the app's ORM session) once.
+        """
+        linked = self.linked
+        if linked is None:
+            return None
+        if not self._user_ready or self._user_for != linked:
+            store = self.context.store
+            origin = self.origin
+            if origin is not None and origin.user_id == linked and origin.user is not None:
+                user = origin.user
+            else:
+                user = store.load_user(linked)
+            self._user = store.attach_user(user) if user is not None else None
+            self._user_for = linked
+            self._user_ready = True
+        return self._user
+
+    def is_fresh_at(self, now: datetime) -> datetime | None:
+        """When the linked user last authenticated, as it will be stored:
+        now, if they did in this request.
+        """
+        if self.linked is None:
+            return None
+        if self.authenticated:
+            return now
+        if self.replaced:
+            origin = self.origin
+            return origin.authenticated_at if self.continues_origin and origin else None
+        return self.record.authenticated_at if self.record is not None else None
+
+    # -- transitions ------------------------------------------------------------
+
+    def check_value(self, key: t.Any, value: t.Any) -> None:
+        """Refuse ``session[key] = value`` now if it could never be stored."""
+        self.context.store.serializer.check_value(
+            key, value, max_size=self.context.settings.max_data_size
+        )
+
+    def wrote(self, session: ServerSession, keys: t.Iterable[str]) -> None:
+        """Record that the request wrote ``keys``; a user key links."""
+        written = self.written
+        if written is None:
+            written = self.written = set()
+        user_keys = self.context.settings.user_id_keys
+        links = False
+        for key in keys:
+            written.add(key)
+            if key in user_keys:
+                links = True
+        if links:
+            self._user_keys_changed(session, wrote=True)
+
+    def removed(self, session: ServerSession, key: str) -> None:
+        """Record that the request removed ``key``; a user key unlinks."""
+        if self.written is not None:
+            self.written.discard(key)
+        if key in self.context.settings.user_id_keys:
+            self._user_keys_changed(session, wrote=False)
+
+    def cleared(self, session: ServerSession) -> None:
+        """Record that the request emptied the session."""
+        self.written = None
+        if self.linked is not None:
+            self._user_keys_changed(session, wrote=False)
+
+    def _user_keys_changed(self, session: ServerSession, *, wrote: bool) -> None:
+        user = self.user_from(session)
+        if user != self.linked:
+            self.start_over(session, user)
+        elif wrote and user is not None and self.login_depth and not self.login_started_over:
+            # A login of the user already linked: a new session all the same.
+            self.start_over(session, user)
+
+    def start_over(self, session: ServerSession, user: t.Any) -> None:
+        """Make the session a new one (a new token) linked to ``user``.
+
+        What follows into it: the keys this request wrote, and the keys of
+        ``KITSESSION_CARRY_OVER_KEYS`` when the session was anonymous or was
+        already ``user``'s (never from one user to another). The stored
+        session is deleted when the new one is saved.
+        """
+        previous = self.linked
+        settings = self.context.settings
+        carries = previous is None or previous == user
+        written = self.written or ()
+        for key in list(session):
+            if key not in written and not (carries and settings.carries(key)):
+                dict.__delitem__(session, key)
+        same_user = user is not None and previous == user
+        self.continues_origin = same_user and (self.continues_origin or not self.replaced)
+        self.replaced = True
+        self.linked = user
+        self.linked_here = user is not None
+        self.authenticated = user is not None
+        self.rotate = False
+        self.record = None
+        self.token = None
+        if self.login_depth:
+            self.login_started_over = True
+        session.modified = True
+
+    def login(self, session: ServerSession) -> None:
+        """A login of the linked user (Flask-Login's ``login_user``): start
+        over, unless this request linked the user already.
+        """
+        if self.linked is None:
+            return
+        if not self.linked_here:
+            self.start_over(session, self.linked)
+        self.authenticated = True
+
+    def authenticate(self) -> None:
+        """The linked user proved who they are again: ``authenticated_at``
+        becomes now, and the session gets a new token.
+
+        :raises ValueError: if the session belongs to no user.
+        """
+        if self.linked is None:
+            raise ValueError("The session belongs to no user: there is nothing to refresh.")
+        self.authenticated = True
+
+    def end(self, session: ServerSession, keep: t.Iterable[str] = ()) -> None:
+        """End the session (a logout): the stored session is deleted, and an
+        empty session follows, holding only ``keep`` and what the request
+        writes from now on.
+        """
+        kept = {key: dict.__getitem__(session, key) for key in keep if key in session}
+        dict.clear(session)
+        dict.update(session, kept)
+        self.replaced = True
+        self.continues_origin = False
+        self.linked = None
+        self.linked_here = False
+        self.authenticated = False
+        self.rotate = False
+        self.record = None
+        self.token = None
+        self.written = set(kept) if kept else None
+        session.modified = True
+
+    def regenerate(self) -> None:
+        """Give the stored session a new token at the end of the request,
+        keeping its data. A new session gets a new token anyway.
+        """
+        if self.record is not None:
+            self.rotate = True
+
+    def begin_login(self, session: ServerSession) -> t.Any:
+        """Enter a login (a ``with_new_session`` view); return what
+        :meth:`abandon_login` restores if the view fails.
+        """
+        checkpoint = (
+            dict(session),
+            dict(self.__dict__),
+            set(self.written) if self.written is not None else None,
+            session.modified,
+        )
+        self.login_depth += 1
+        self.login_started_over = False
+        return checkpoint
+
+    def finish_login(self) -> None:
+        """Leave a login whose view returned."""
+        self.login_depth -= 1
+        self.login_started_over = False
+
+    def abandon_login(self, session: ServerSession, checkpoint: t.Any) -> None:
+        """Leave a login whose view raised: the session is as it was before."""
+        data, state, written, modified = checkpoint
+        dict.clear(session)
+        dict.update(session, data)
+        self.__dict__.clear()
+        self.__dict__.update(state)
+        self.written = written
+        session.modified = modified
+
+    # -- the outcome ----------------------------------------------------------
+
+    def decide(self, session: ServerSession, now: datetime, *, refresh_cookie: bool) -> Outcome:
+        """Decide what the end of the request does with the session.
+
+        :param refresh_cookie: Re-send a permanent session's cookie on every
+            response (``SESSION_REFRESH_EACH_REQUEST``).
+        :raises SessionDataError: if the data can never be stored; nothing
+            has been written then.
+        """
+        origin = self.origin
+        if self.replaced or origin is None:
+            return self._decide_new(session, now)
+        settings = self.context.settings
+        if not session:
+            if session.modified:
+                # Emptied, like session.clear(): nothing is left to keep.
+                return Outcome(Action.DELETE, CookieAction.REMOVE, target=origin.id)
+            return self._decide_unchanged(session, now, refresh_cookie=refresh_cookie)
+        fresh = self._fresh(session)
+        if not (fresh or self.rotate or session.modified):
+            return self._decide_unchanged(session, now, refresh_cookie=refresh_cookie)
+        self._check_size(session)
+        token = None
+        session_id = origin.id
+        if fresh or self.rotate:
+            token = tokens.new_token()
+            session_id = tokens.session_id_for(token)
+        # The expiry slides once per touch interval, by writes as by reads.
+        # Between, a write leaves last_seen_at and the indexed expires_at as
+        # they are: PostgreSQL then updates the row in place (a HOT update).
+        if settings.touch_due(origin.last_seen_at, now):
+            last_seen_at, expires_at = now, settings.expires_at(origin.created_at, now)
+        else:
+            last_seen_at, expires_at = origin.last_seen_at, origin.expires_at
+        record = SessionRecord(
+            id=session_id,
+            data=dict(session),
+            user_id=self.linked,
+            created_at=origin.created_at,
+            updated_at=now,
+            last_seen_at=last_seen_at,
+            expires_at=expires_at,
+            authenticated_at=now if fresh else origin.authenticated_at,
+            user_agent=origin.user_agent,
+            ip_address=self.context.client_address() or origin.ip_address,
+        )
+        return Outcome(
+            Action.UPDATE,
+            CookieAction.SET,
+            record=record,
+            token=token,
+            target=origin.id if token is not None else None,
+        )
+
+    def _decide_new(self, session: ServerSession, now: datetime) -> Outcome:
+        origin = self.origin
+        target = origin.id if origin is not None else None
+        if not session:
+            if target is not None or self.cookie is CookieState.DEAD:
+                cookie = CookieAction.REMOVE
+            elif self.cookie is CookieState.UNVERIFIED and session.modified:
+                cookie = CookieAction.REMOVE
+            else:
+                cookie = CookieAction.KEEP
+            action = Action.DELETE if target is not None else Action.NOTHING
+            return Outcome(action, cookie, target=target)
+        self._check_size(session)
+        fresh = self._fresh(session)
+        if self.continues_origin and origin is not None:
+            created_at = origin.created_at
+            authenticated_at = now if fresh else origin.authenticated_at
+        else:
+            created_at = now
+            authenticated_at = now if fresh else None
+        if self.token is None:
+            self.token = tokens.new_token()
+        context = self.context
+        record = SessionRecord(
+            id=tokens.session_id_for(self.token),
+            data=dict(session),
+            user_id=self.linked,
+            created_at=created_at,
+            updated_at=now,
+            last_seen_at=now,
+            expires_at=context.settings.expires_at(created_at, now),
+            authenticated_at=authenticated_at,
+            user_agent=context.user_agent(),
+            ip_address=context.client_address(),
+        )
+        return Outcome(
+            Action.CREATE, CookieAction.SET, record=record, token=self.token, target=target
+        )
+
+    def _decide_unchanged(
+        self, session: ServerSession, now: datetime, *, refresh_cookie: bool
+    ) -> Outcome:
+        origin = self.origin
+        assert origin is not None
+        settings = self.context.settings
+        resend = self.cookie is CookieState.OLD_KEY or (
+            refresh_cookie and bool(dict.get(session, "_permanent", False))
+        )
+        cookie = CookieAction.SET if resend else CookieAction.KEEP
+        if not settings.touch_due(origin.last_seen_at, now):
+            return Outcome(Action.NOTHING, cookie)
+        record = replace(
+            origin,
+            last_seen_at=now,
+            expires_at=settings.expires_at(origin.created_at, now),
+            ip_address=self.context.client_address() or origin.ip_address,
+        )
+        return Outcome(Action.TOUCH, cookie, record=record, target=origin.id)
+
+    def _fresh(self, session: ServerSession) -> bool:
+        return (
+            self.authenticated
+            and self.linked is not None
+            and dict.get(session, FRESH_KEY) is not False
+        )
+
+    def _check_size(self, session: ServerSession) -> None:
+        self.context.store.serializer.dump(session, max_size=self.context.settings.max_data_size)
+
+    # -- after the store ----------------------------------------------------------
+
+    def stored(self, outcome: Outcome) -> None:
+        """The store carried out ``outcome``: the session is that record now."""
+        if outcome.action is Action.DELETE:
+            self.record = None
+        elif outcome.record is not None:
+            self.record = outcome.record
+            if outcome.token is not None:
+                self.token = outcome.token
+        self.origin = self.record
+        self.replaced = self.continues_origin = self.rotate = self.authenticated = False
+        self.linked_here = False
+        self.written = None
+
+    def gone(self) -> None:
+        """The stored session was deleted or revoked while the request ran:
+        it stays gone.
+        """
+        self.record = self.origin = None
+        self.token = None
+        self.replaced = self.continues_origin = self.rotate = self.authenticated = False

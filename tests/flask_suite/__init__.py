@@ -1,0 +1,1 @@
+"""Flask's own session tests, run on kitsession (see ``run.py``)."""
