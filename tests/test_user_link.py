@@ -296,7 +296,7 @@ def test_an_id_that_cannot_link_fails_at_login_naming_the_setting(
         with pytest.raises(UnknownUserError) as raised:
             client.post(f"/login/{ada}")
         message = str(raised.value)
-        assert "KITSESSION_USER_ID_COLUMN = 'session_token'" in message
+        assert "KITSESSION_USER_ID_COLUMN = '<column>'" in message
         assert link_app.login_id(ada) in message and "members.id" in message
         assert link_app.session_rows() == []
         # Outside testing, the login's own error page, and nothing stored.
@@ -307,6 +307,50 @@ def test_an_id_that_cannot_link_fails_at_login_naming_the_setting(
         with link_app.app.app_context():
             link_app.db.drop_all()
             link_app.db.engine.dispose()
+
+
+def test_an_id_of_another_integer_column_fails_at_login_naming_it(tmp_path: t.Any) -> None:
+    # get_id() returns the badge number: it converts to the key's type, so
+    # only the login can tell that it is not the user's id.
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=SECRET_KEY,
+        TESTING=True,
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'badges.sqlite3'}",
+    )
+    db = SQLAlchemy(app)
+
+    class Badge(UserMixin, db.Model):  # type: ignore[name-defined, misc]
+        id: Mapped[int] = mapped_column(primary_key=True)
+        number: Mapped[int] = mapped_column(unique=True)
+
+        def get_id(self) -> str:
+            return str(self.number)
+
+    LoginManager(app)
+    KitSession(app, db=db, user_model=Badge)
+
+    @app.post("/login")
+    def login() -> str:
+        login_user(db.session.get(Badge, 1))
+        return "in"
+
+    with app.app_context():
+        db.create_all()
+        db.session.add_all([Badge(id=1, number=2), Badge(id=2, number=1)])
+        db.session.commit()
+    try:
+        with pytest.raises(UnknownUserError) as raised:
+            app.test_client().post("/login")
+        message = str(raised.value)
+        assert "sessions link users by badge.id (1 for this user)" in message
+        assert "Set KITSESSION_USER_ID_COLUMN = 'number'" in message
+        with app.app_context(), db.engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM session")).scalar() == 0
+    finally:
+        with app.app_context():
+            db.drop_all()
+            db.engine.dispose()
 
 
 class AppBase(DeclarativeBase):

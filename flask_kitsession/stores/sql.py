@@ -27,7 +27,6 @@ from .base import ALL_USERS
 from .base import SessionRecord
 from .base import SessionStore
 from .base import STORED_FIELDS
-from .base import user_id_from_data
 
 logger = logging.getLogger("flask_kitsession")
 
@@ -499,9 +498,9 @@ class SQLAlchemyStore(SessionStore):
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:
         """Return the session, or ``None`` if it is unknown, expired, or signed
-        out by its user's change: a session whose data names a user it is no
-        longer linked to (the foreign key's ``ON UPDATE SET NULL`` unlinked
-        it, or the JOIN finds no user with its link) never authenticates.
+        out by a change of its user: a session the foreign key's ``ON UPDATE
+        SET NULL`` unlinked, or whose link the JOIN finds no user for, never
+        authenticates again (it is deleted here).
         """
         # Not "with self._errors(...)": every request comes here.
         try:
@@ -511,9 +510,12 @@ class SQLAlchemyStore(SessionStore):
         if row is None:
             return None
         record = self._row_to_record(row)
+        # Linked sessions, and only they, have an authenticated_at: one that
+        # has it but no link was unlinked by the foreign key's ON UPDATE SET
+        # NULL; one whose link the JOIN finds no user for names an id that no
+        # user has anymore.
         if row[len(_SESSION_FIELDS)] is None and (
-            record.user_id is not None
-            or user_id_from_data(record.data, self.user_id_keys) is not None
+            record.user_id is not None or record.authenticated_at is not None
         ):
             # Its user changed the id sessions link by (Flask-Security does on
             # a password change and reset_user_access), or is gone: signed
@@ -535,6 +537,21 @@ class SQLAlchemyStore(SessionStore):
 
     def attach_user(self, user: t.Any) -> t.Any:
         return self.users.attach(user)
+
+    def coerce_user_id(self, value: t.Any) -> t.Any:
+        """Convert a user id to the type of :attr:`user_link`; the error for an
+        id that cannot be one (a login whose ``get_id()`` returns another
+        column) names the setting that fixes it.
+        """
+        try:
+            return super().coerce_user_id(value)
+        except UnknownUserError as e:
+            raise UnknownUserError(
+                f"{e} Sessions link users by {self.user_table.name}.{self.user_link.name}:"
+                " if the user model's get_id() returns another unique column (a"
+                f" Flask-Login alternative token), name it: {USER_ID_COLUMN_SETTING} ="
+                " '<column>'."
+            ) from None
 
     def check_login(self, user: t.Any) -> None:
         """Check that ``user.get_id()`` (what Flask-Login stores) is the user's
