@@ -9,6 +9,7 @@ import time
 from . import harness
 from . import report
 from . import stacks as stack_module
+from .scenarios import SCENARIOS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--smoke", action="store_true", help="a few seconds: checks the harness works"
+    )
+    parser.add_argument(
+        "--scenarios", help="comma-separated scenario names (default: all), e.g. read,write"
+    )
+    parser.add_argument(
+        "--stacks", help="comma-separated prefixes of stack names (default: all), e.g. raw,kit"
     )
     parser.add_argument("--markdown", help="also write the report to this file")
     parser.add_argument("--plot", help="write a PNG plot to this file")
@@ -44,7 +51,19 @@ def main(argv: list[str] | None = None) -> int:
             databases.append(database)
             stacks.extend(factory(database) for factory in stack_module.SQL_STACKS)
         stacks.append(stack_module.kitsession_memory())
-        results = harness.run(stacks, settings, log=log)
+        if args.stacks:
+            prefixes = tuple(p.strip() for p in args.stacks.split(",") if p.strip())
+            for stack in [s for s in stacks if not s.name.startswith(prefixes)]:
+                stack.close()
+                stacks.remove(stack)
+        scenarios = SCENARIOS
+        if args.scenarios:
+            names = {n.strip() for n in args.scenarios.split(",") if n.strip()}
+            unknown = names - {s.name for s in SCENARIOS}
+            if unknown:
+                parser.error(f"unknown scenarios {sorted(unknown)}")
+            scenarios = [s for s in SCENARIOS if s.name in names]
+        results = harness.run(stacks, settings, scenarios=scenarios, log=log)
     finally:
         for stack in stacks:
             stack.close()

@@ -167,6 +167,52 @@ def floor(database: Database) -> Stack:
     )
 
 
+#: The raw floor's statement, in each driver's parameter style.
+_RAW_USER_ROW = {
+    "sqlite": 'SELECT id, email FROM "user" WHERE id = ?',
+    "postgresql": 'SELECT id, email FROM "user" WHERE id = %s',
+}
+
+
+def raw_floor(database: Database) -> Stack:
+    """A bare Flask view running one raw DBAPI statement on a pooled
+    connection, no session at all: the true minimum any server-side session
+    pays for an authenticated read.
+    """
+    # Autocommit and no reset on return: the statement is the only round
+    # trip (psycopg sends no BEGIN before it, the pool no ROLLBACK after).
+    engine = database.engine(isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+    sql = _RAW_USER_ROW[database.kind]
+    app = Flask("raw-floor")
+
+    @app.get("/anon")
+    def anon() -> str:
+        return "hello guest"
+
+    @app.get("/read")
+    def read() -> str:
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, (USER_ID,))
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            connection.close()
+        assert row is not None
+        return str(row[1])
+
+    @app.post("/login")
+    def login() -> Response:
+        response = make_response("in")
+        response.set_cookie("floor", "f" * 87, httponly=True)
+        return response
+
+    return Stack(
+        f"raw floor ({database.kind})", app, [engine], frozenset({"anon", "read"}), engine.dispose
+    )
+
+
 def _kitsession_views(app: Flask, find_user: t.Callable[[int], t.Any]) -> None:
     @app.get("/anon")
     def anon() -> str:
@@ -219,6 +265,27 @@ def kitsession_sql(database: Database) -> Stack:
     KitSession(app, engine=engine)
     _kitsession_views(app, _user_finder(engine))
     return Stack(f"kitsession ({database.kind})", app, [engine], ALL_SCENARIOS, engine.dispose)
+
+
+def kitsession_sql_watched(database: Database) -> Stack:
+    """kitsession with its SQLAlchemyStore while a tool watches the engine: a
+    ``before_cursor_execute`` and an ``after_cursor_execute`` listener that do
+    nothing, so that the row shows what kitsession itself pays for being
+    watched (an OpenTelemetry or Sentry listener adds its own cost on top).
+    """
+    stack = kitsession_sql(database)
+    [engine] = stack.engines
+
+    def listener(*args: t.Any) -> None:
+        pass
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    sa.event.listen(engine, "after_cursor_execute", listener)
+    stack.name = f"kitsession + engine listener ({database.kind})"
+    # It shares the database with the plain stack: signing out the other
+    # devices there would find this stack's sessions of the same user too.
+    stack.scenarios = WITHOUT_REVOCATION
+    return stack
 
 
 REDIS_URL = os.environ.get("KITSESSION_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -350,8 +417,10 @@ def cookie_login(database: Database) -> Stack:
 
 #: The stacks of one database, in the order of the table.
 SQL_STACKS: list[t.Callable[[Database], Stack]] = [
+    raw_floor,
     floor,
     kitsession_sql,
+    kitsession_sql_watched,
     kitsession_redis,
     flask_session_login,
     cookie_login,

@@ -6,9 +6,11 @@ session cookie is ``SameSite=Lax`` as well, a second layer, not the defence.
 
 Why our own token rather than Flask-WTF's ``CSRFProtect``:
 
-- **No dependency.** The README's first command installs only the library;
-  the example must run on the library's own dependencies, and twenty lines
-  do the job.
+- **No dependency.** The README's command that runs the example installs
+  only the library; the example must run on the library's own dependencies,
+  and twenty lines do the job. In an app that has Flask-WTF already, use its
+  ``CSRFProtect``: it keeps its token in the session too, so with kitsession
+  that token also dies with the session.
 - **The token dies with the session.** It lives in the server-side session,
   so signing a device out (or logging out) also voids every form that device
   still has open. Flask-WTF signs its token with a time limit because a

@@ -1,8 +1,12 @@
 """Turn a ``User-Agent`` header into "Chrome 124 on Windows" for the devices page.
 
 A deliberately small parser, standard library only: the example must run on
-the library's own dependencies. It knows the browsers and systems that send
-nearly all real traffic and says "Unknown" for the rest; it never raises.
+the library's own dependencies (its run command installs nothing else). It
+knows the browsers and systems that send nearly all real traffic and says
+"Unknown" for the rest; it never raises. An app that needs more (device
+models, bots, rare browsers) should use ``ua-parser`` with its
+``ua-parser-builtins`` rules instead: they are kept up to date against real
+traffic, which a parser of a hundred lines is not.
 
 What a user agent cannot tell, it does not guess:
 

@@ -8,14 +8,17 @@ from datetime import timezone
 
 from flask import abort
 from flask import Blueprint
+from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import send_from_directory
 from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import InternalServerError
 from werkzeug.wrappers import Response
 
 from flask_kitsession import current_session
@@ -35,6 +38,9 @@ from .user_agents import parse_user_agent
 bp = Blueprint("example", __name__)
 
 MIN_PASSWORD_LENGTH = 8
+#: The longest address mail can be sent to (RFC 5321's 256-octet path, less
+#: its angle brackets); the user table's column holds 255.
+MAX_EMAIL_LENGTH = 254
 
 bp.add_app_template_filter(formatting.utc, "utc")
 bp.add_app_template_filter(parse_user_agent, "device")
@@ -62,18 +68,28 @@ def register() -> ResponseReturnValue:
     email = request.form.get("email", "").strip()
     if request.method == "POST":
         password = request.form.get("password", "")
-        error = None
-        if "@" not in email or len(email) > 255:
-            error = "Please enter an email address."
-        elif len(password) < MIN_PASSWORD_LENGTH:
+        error = email_error(email)
+        if error is None and len(password) < MIN_PASSWORD_LENGTH:
             error = f"Please choose a password of at least {MIN_PASSWORD_LENGTH} characters."
-        elif users.register(email, password) is None:
+        if error is None and users.register(email, password) is None:
             error = "That email is registered already. Log in instead?"
         if error is None:
             flash("Account created. Please log in.")
             return redirect(url_for("example.login_form", email=email))
         return render_template("register.html", error=error, email=email), 400
     return render_template("register.html", email=email)
+
+
+def email_error(email: str) -> str | None:
+    """What is wrong with ``email`` as an account's address, or ``None``."""
+    if len(email) > MAX_EMAIL_LENGTH:
+        return (
+            f"That email address is too long: {len(email):,} characters, and the"
+            f" longest an address can be is {MAX_EMAIL_LENGTH}."
+        )
+    if "@" not in email:
+        return "Please enter an email address."
+    return None
 
 
 @bp.get("/login")
@@ -85,6 +101,10 @@ def login_form() -> str:
 @with_new_session
 def login() -> ResponseReturnValue:
     email = request.form.get("email", "")
+    if len(email.strip()) > MAX_EMAIL_LENGTH:
+        # No account has such an address; say what is wrong with it.
+        error = email_error(email.strip())
+        return render_template("login.html", error=error, email=""), 400
     user = users.authenticate(email, request.form.get("password", ""))
     if user is None:
         # Nobody is logged in: the visitor stays anonymous.
@@ -145,9 +165,44 @@ def time_ago(moment: datetime) -> str:
     return formatting.time_ago(moment, datetime.now(timezone.utc))
 
 
-@bp.app_errorhandler(400)
-@bp.app_errorhandler(401)
-@bp.app_errorhandler(404)
+@bp.app_errorhandler(HTTPException)
 def error_page(error: HTTPException) -> ResponseReturnValue:
-    """A stale form or a page that is not there, as a page of the app."""
-    return render_template("error.html", error=error), error.code or 400
+    """Every error as a page of the app: a stale form, a page that is not
+    there, a method the page does not take, a failure of the app or of its
+    database. A failure's page does not read the session (it may be what
+    failed), so it shows no account links.
+    """
+    code = error.code or 500
+    response = error.get_response()
+    response.set_data(render_template("error.html", error=error, failed=code >= 500))
+    response.content_type = "text/html; charset=utf-8"
+    response.status_code = code
+    return response
+
+
+@bp.app_errorhandler(500)
+def failure_page(error: InternalServerError) -> ResponseReturnValue:
+    """An unexpected exception (a bug): Flask hands it over as a 500."""
+    return error_page(error)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """For clients that ask for the icon without reading the page's link."""
+    return send_from_directory(
+        current_app.static_folder or "static", "favicon.svg", mimetype="image/svg+xml"
+    )
+
+
+@bp.after_app_request
+def no_store_for_signed_in_pages(response: Response) -> Response:
+    """A signed-in page must not be kept by the browser or a proxy: after
+    logout on a shared computer, the back button would show it again.
+    """
+    if (
+        request.endpoint != "static"
+        and response.status_code < 500
+        and current_session.user_id is not None
+    ):
+        response.headers["Cache-Control"] = "no-store"
+    return response

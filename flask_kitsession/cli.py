@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import sys
+import time
 import typing as t
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 
 import click
 from flask.cli import AppGroup
@@ -10,6 +16,8 @@ from flask.cli import AppGroup
 from . import migrate
 from .models import utc_now
 from .state import get_state
+from .stores import SessionRecord
+from .stores import SessionStore
 
 kitsession_command = AppGroup("kitsession", help="Server-side sessions: schema and maintenance.")
 db_command = AppGroup("db", help="Create and upgrade the session tables.")
@@ -60,15 +68,105 @@ def db_check() -> None:
     help="Sessions deleted per transaction.",
 )
 def cleanup(batch_size: int) -> None:
-    """Delete expired sessions, in batches."""
+    """Delete expired sessions, in batches.
+
+    On a terminal a running count shows how many are gone and how fast; in
+    a script or cron job (output not a terminal) only the last line is
+    printed.
+    """
     state = get_state()
     if not state.store.needs_purge:
         click.echo(f"Nothing to do: {type(state.store).__name__} expires sessions by itself.")
         return
     # The database's own clock, unless the app runs on a clock of its own (tests).
     now = None if state.clock is utc_now else state.clock()
-    count = state.store.purge_expired(now, batch_size=batch_size)
-    click.echo(f"Deleted {count} expired session{'s' if count != 1 else ''}.")
+    counter = _Progress(sys.stdout.isatty())
+    count = state.store.purge_expired(now, batch_size=batch_size, progress=counter.add)
+    counter.done()
+    # A plain number: scripts read this line.
+    click.echo(f"Deleted {count} expired {_plural(count, 'session')}.")
+
+
+class _Progress:
+    """A running count of deleted sessions, redrawn in place on a terminal."""
+
+    def __init__(self, terminal: bool) -> None:
+        self.terminal = terminal
+        self.deleted = 0
+        self.started = time.monotonic()
+
+    def add(self, count: int) -> None:
+        self.deleted += count
+        if not self.terminal:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.deleted / elapsed
+        # \r and "erase to the end of the line": one line, rewritten.
+        click.echo(
+            f"\r\x1b[KDeleting expired sessions: {self.deleted:,} deleted ({rate:,.0f}/s)",
+            nl=False,
+        )
+
+    def done(self) -> None:
+        if self.terminal and self.deleted:
+            click.echo("\r\x1b[K", nl=False)
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}s"
+
+
+#: Characters of a session id that ``list`` shows (``--full-ids`` for all).
+SHORT_ID = 12
+#: The shortest id prefix ``revoke --session`` accepts.
+MIN_PREFIX = 8
+
+
+def _ago(delta: timedelta) -> str:
+    """``delta`` the way a person says it: "4 min", "3 h", "12 days"."""
+    seconds = int(abs(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} days"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """Columns as wide as their widest cell, two spaces apart."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [headers, *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def _rows(records: t.Iterable[SessionRecord], now: datetime, *, full_ids: bool) -> list[list[str]]:
+    rows = []
+    for record in records:
+        expires = record.expires_at - now
+        rows.append(
+            [
+                record.id if full_ids else record.id[:SHORT_ID],
+                "-" if record.user_id is None else str(record.user_id),
+                f"{record.created_at:%Y-%m-%d %H:%M}",
+                f"{_ago(now - record.last_seen_at)} ago",
+                f"in {_ago(expires)}" if expires.total_seconds() > 0 else "expired",
+                record.ip_address or "-",
+                _cut(record.user_agent or "-", 40),
+            ]
+        )
+    return rows
+
+
+HEADERS = ["SESSION", "USER", "CREATED (UTC)", "LAST SEEN", "EXPIRES", "IP", "USER AGENT"]
 
 
 @kitsession_command.command("list")
@@ -81,48 +179,87 @@ def cleanup(batch_size: int) -> None:
     help="Show at most this many.",
 )
 @click.option("--include-expired", is_flag=True, help="Also show expired sessions.")
-def list_sessions(user_id: str | None, limit: int, include_expired: bool) -> None:
-    """List stored sessions, most recently used first within each page."""
+@click.option(
+    "--full-ids",
+    is_flag=True,
+    help=f"Show whole session ids, not their first {SHORT_ID} characters.",
+)
+def list_sessions(user_id: str | None, limit: int, include_expired: bool, full_ids: bool) -> None:
+    """List stored sessions as a table.
+
+    Ids are cut to their first characters, which `revoke --session` takes
+    too.
+    """
     state = get_state()
     now = state.clock()
     kwargs: dict[str, t.Any] = {
         "now": None if include_expired else now,
-        "batch_size": min(limit, 500),
+        "batch_size": min(limit + 1, 500),
     }
     if user_id is not None:
         kwargs["user_id"] = user_id
-    shown = 0
-    click.echo(f"{'SESSION':<64}  {'USER':<10}  {'LAST SEEN (UTC)':<19}  {'EXPIRES (UTC)':<19}  IP")
-    for record in state.store.iterate(**kwargs):
-        if shown == limit:
-            click.echo("... (more; raise --limit to see them)")
-            break
-        expired = " (expired)" if record.expires_at <= now else ""
-        user = "-" if record.user_id is None else str(record.user_id)
-        click.echo(
-            f"{record.id}  {user:<10}  {record.last_seen_at:%Y-%m-%d %H:%M:%S}"
-            f"  {record.expires_at:%Y-%m-%d %H:%M:%S}  {record.ip_address or '-'}{expired}"
+    records = list(itertools.islice(state.store.iterate(**kwargs), limit + 1))
+    more = len(records) > limit
+    records = records[:limit]
+    if not records:
+        click.echo("No sessions.")
+        return
+    click.echo(_table(HEADERS, _rows(records, now, full_ids=full_ids)))
+    click.echo(f"{len(records):,} {_plural(len(records), 'session')}.")
+    if more:
+        click.echo("There are more: raise --limit to see them.")
+
+
+def _find_session(store: SessionStore, prefix: str) -> SessionRecord:
+    """The one stored session whose id starts with ``prefix``."""
+    if len(prefix) < MIN_PREFIX:
+        raise click.UsageError(
+            f"--session needs at least {MIN_PREFIX} characters of the id, as `list` shows it."
         )
-        shown += 1
-    click.echo(f"{shown} session{'s' if shown != 1 else ''}.")
+    if len(prefix) == 64:
+        # A whole id: one lookup, expired or not.
+        record = store.get(prefix, datetime.min.replace(tzinfo=timezone.utc))
+        matches = [] if record is None else [record]
+    else:
+        # An admin command: reading every id once is affordable here.
+        matches = list(itertools.islice((r for r in store.iterate() if r.id.startswith(prefix)), 2))
+    if not matches:
+        raise click.ClickException(f"No session {prefix!r} (its id, as `list` shows it).")
+    if len(matches) > 1:
+        raise click.ClickException(
+            f"More than one session starts with {prefix!r}: give more of the id (--full-ids)."
+        )
+    return matches[0]
 
 
 @kitsession_command.command("revoke")
 @click.option("--user", "user_id", help="Revoke every session of this user.")
-@click.option("--session", "session_id", help="Revoke this session (its id, as `list` shows it).")
+@click.option(
+    "--session",
+    "session_id",
+    help=f"Revoke this session: its id, or its first {MIN_PREFIX} or more characters.",
+)
 def revoke(user_id: str | None, session_id: str | None) -> None:
-    """Revoke sessions: every session of a user, or one session."""
+    """Revoke sessions: every session of a user, or one session. Shows what
+    was revoked, as a table.
+    """
     if (user_id is None) == (session_id is None):
         raise click.UsageError("Pass exactly one of --user ID or --session ID.")
-    store = get_state().store
+    state = get_state()
+    store = state.store
+    now = state.clock()
     if user_id is not None:
+        records = list(store.iterate(user_id=user_id))
         count = store.delete_all_for_user(user_id)
-        click.echo(f"Revoked {count} session{'s' if count != 1 else ''} of user {user_id}.")
+        # Sessions created between the listing and the delete are revoked too.
+        shown = records if count >= len(records) else []
+        if shown:
+            click.echo(_table(HEADERS, _rows(shown, now, full_ids=False)))
+        click.echo(f"Revoked {count:,} {_plural(count, 'session')} of user {user_id}.")
         return
     assert session_id is not None
-    session_id = session_id.strip().lower()
-    if not store.delete(session_id):
-        raise click.ClickException(
-            f"No session {session_id!r} (give the full id, as `list` shows it)."
-        )
-    click.echo(f"Revoked session {session_id}.")
+    record = _find_session(store, session_id.strip().lower())
+    if not store.delete(record.id):
+        raise click.ClickException(f"Session {record.id} was deleted meanwhile.")
+    click.echo(_table(HEADERS, _rows([record], now, full_ids=True)))
+    click.echo(f"Revoked session {record.id}.")

@@ -9,11 +9,12 @@ kept a cookie from a key since removed.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import typing as t
+import warnings
 
-from itsdangerous import BadSignature
 from itsdangerous import Signer
 
 from . import tokens
@@ -48,15 +49,33 @@ class CookieSigner:
         self.digest_method = digest_method
         self.key_derivation = key_derivation
         self.sign = sign
-        self._cache: tuple[tuple[t.Any, ...], Signer] | None = None
+        self._cache: tuple[tuple[t.Any, ...], tuple[bytes, ...]] | None = None
 
     def get_signer(self, app: Flask) -> Signer | None:
-        """Return the signer for the app's current keys, or ``None`` without a
-        ``SECRET_KEY``.
+        """Return an itsdangerous signer for the app's current keys, or
+        ``None`` without a ``SECRET_KEY``. It makes and checks exactly the
+        signatures this class does.
 
         itsdangerous takes the keys oldest first and signs with the last one:
         ``[*SECRET_KEY_FALLBACKS, SECRET_KEY]``, as Flask's own cookie session
         does.
+        """
+        keys = self._derived_keys(app)
+        if keys is None:
+            return None
+        return Signer(
+            list(reversed(keys)),
+            salt=self.salt,
+            key_derivation="none",
+            digest_method=self.digest_method,
+        )
+
+    def _derived_keys(self, app: Flask) -> tuple[bytes, ...] | None:
+        """The signing keys derived from the app's keys, newest first; ``None``
+        without a ``SECRET_KEY``.
+
+        Each is derived once (itsdangerous's derivation with the salt), here,
+        rather than on every request.
         """
         if not app.secret_key:
             return None
@@ -64,23 +83,37 @@ class CookieSigner:
         cached = self._cache
         if cached is not None and cached[0] == keys:
             return cached[1]
-        # Derive each signing key once, here, rather than on every request:
-        # a signer given the derived keys with key_derivation="none" makes and
-        # checks exactly the signatures the original derivation would.
         deriving = Signer(
             list(keys),
             salt=self.salt,
             key_derivation=self.key_derivation,
             digest_method=self.digest_method,
         )
-        signer = Signer(
-            [deriving.derive_key(key) for key in deriving.secret_keys],
-            salt=self.salt,
-            key_derivation="none",
-            digest_method=self.digest_method,
-        )
-        self._cache = (keys, signer)
-        return signer
+        derived = tuple(deriving.derive_key(key) for key in reversed(deriving.secret_keys))
+        self._cache = (keys, derived)
+        return derived
+
+    def _signature(self, key: bytes, token: bytes) -> bytes:
+        """The signature of ``token`` under ``key``, as itsdangerous writes it:
+        the HMAC in URL-safe base64 without padding.
+        """
+        mac = hmac.digest(key, token, self.digest_method)
+        return base64.urlsafe_b64encode(mac).rstrip(b"=")
+
+    def warn_without_key(self, app: Flask) -> None:
+        """Warn, once when kitsession is installed, if ``app`` has no
+        ``SECRET_KEY`` to sign cookies with: its ``flask.session`` is then
+        Flask's read-only ``NullSession``, without ``user_id`` or ``user``.
+        """
+        if self.sign and not app.secret_key:
+            warnings.warn(
+                "SECRET_KEY is not set: kitsession cannot sign session cookies, so"
+                " flask.session is Flask's read-only NullSession (no user_id, no user)"
+                " until it is. Set app.config['SECRET_KEY'] before init_app, or"
+                " KITSESSION_SIGN_COOKIE = False to send the bare token.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def can_sign(self, app: Flask) -> bool:
         """Tell whether cookies can be made: signing is off or a key is set."""
@@ -90,14 +123,14 @@ class CookieSigner:
         """Return the cookie value for ``token``."""
         if not self.sign:
             return token
-        signer = self.get_signer(app)
-        if signer is None:
+        keys = self._derived_keys(app)
+        if keys is None:
             raise RuntimeError(
                 "The session cookie cannot be signed because SECRET_KEY is not"
                 " set. Set app.config['SECRET_KEY'] (or KITSESSION_SIGN_COOKIE ="
                 " False to send the bare token)."
             )
-        return signer.sign(token).decode("ascii")
+        return f"{token}.{self._signature(keys[0], token.encode('ascii')).decode('ascii')}"
 
     def loads(self, app: Flask, value: str) -> str | None:
         """Return the token in a cookie value, or ``None`` if the value is
@@ -109,23 +142,22 @@ class CookieSigner:
         """Like :meth:`loads`, and tell whether the value was signed with the
         current ``SECRET_KEY`` (``False`` for one of ``SECRET_KEY_FALLBACKS``:
         the cookie is worth signing again, before that key is removed).
+
+        Only the one way this class writes a signature is accepted, and each
+        key's is compared in constant time (:func:`hmac.compare_digest`).
         """
         if len(value) > MAX_COOKIE_VALUE_LENGTH or not value.isascii():
             return None, True
         if not self.sign:
             return (value if tokens.is_token(value) else None), True
-        signer = self.get_signer(app)
-        if signer is None:
+        token, dot, signature = value.rpartition(".")
+        if not dot or not tokens.is_token(token):
             return None, True
-        try:
-            token = signer.unsign(value).decode("ascii")
-        except BadSignature:
+        keys = self._derived_keys(app)
+        if keys is None:
             return None, True
-        if not tokens.is_token(token):
-            return None, True
-        current = True
-        if len(signer.secret_keys) > 1:
-            # One more HMAC, only while old keys are kept for rotation.
-            signature = value.rsplit(".", 1)[1].encode("ascii")
-            current = hmac.compare_digest(signature, signer.get_signature(token))
-        return token, current
+        message, given = token.encode("ascii"), signature.encode("ascii")
+        for index, key in enumerate(keys):
+            if hmac.compare_digest(self._signature(key, message), given):
+                return token, index == 0
+        return None, True

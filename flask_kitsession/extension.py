@@ -109,7 +109,9 @@ class KitSession:
         settings = Settings.from_config(app.config)
         store = self._store if self._store is not None else self._make_store(app)
         app.extensions[EXTENSION_KEY] = KitSessionState(self, store, settings, self.clock)
-        app.session_interface = self.interface_class(store, settings, clock=self.clock)
+        interface = self.interface_class(store, settings, clock=self.clock)
+        interface.signer.warn_without_key(app)
+        app.session_interface = interface
         # First, so that no other hook runs on a session that failed to load.
         app.before_request_funcs.setdefault(None, []).insert(0, _fail_if_unavailable)
         connect_signals(app)
@@ -129,7 +131,7 @@ class KitSession:
             prefix=app.config["KITSESSION_REDIS_PREFIX"],
             user_loader=sql_store.load_user,
             user_attacher=sql_store.attach_user,
-            user_id_type=sql_store.user_id_type,
+            user_id_type=sql_store.user_key_type,
         )
 
     def _make_sql_store(self, app: Flask) -> SQLAlchemyStore:

@@ -17,15 +17,16 @@ from flask.sessions import SessionInterface
 from flask.sessions import SessionMixin
 from werkzeug.wrappers import Response
 
+from . import requestinfo
 from . import tokens
 from .cookies import CookieSigner
 from .exceptions import StoreUnavailableError
+from .exceptions import UnknownUserError
 from .lifecycle import Action
 from .lifecycle import CookieAction
 from .lifecycle import CookieState
 from .lifecycle import Outcome
 from .lifecycle import SessionLifecycle
-from .models import USER_AGENT_LENGTH
 from .models import utc_now
 from .session import ServerSession
 from .settings import Settings
@@ -34,6 +35,9 @@ from .stores.base import SessionRecord
 from .stores.base import SessionStore
 
 logger = logging.getLogger("flask_kitsession")
+
+#: Stands for a user id in the data that cannot be any user's.
+_NOBODY: t.Any = object()
 
 #: Where a store failure met while opening the session waits for the
 #: ``before_request`` hook that turns it into a 503.
@@ -90,21 +94,22 @@ class KitSessionInterface(SessionInterface):
     # -- what a session needs from its app ------------------------------------
 
     def user_agent(self) -> str | None:
-        """The user agent of the current request, cut to what the column
-        holds; ``None`` outside a request or with tracking off.
+        """The user agent of the current request, as its column holds it
+        (:func:`.requestinfo.user_agent`); ``None`` outside a request or with
+        tracking off.
         """
         if not self.settings.track_user_agent or not has_request_context():
             return None
-        agent = current_request.user_agent.string
-        return agent[:USER_AGENT_LENGTH] if agent else None
+        return requestinfo.user_agent(current_request)
 
     def client_address(self) -> str | None:
-        """The client address of the current request; ``None`` outside a
-        request or with tracking off.
+        """The client address of the current request, as its column holds it
+        (:func:`.requestinfo.client_address`); ``None`` outside a request or
+        with tracking off.
         """
         if not self.settings.track_ip or not has_request_context():
             return None
-        return current_request.remote_addr
+        return requestinfo.client_address(current_request)
 
     # -- opening --------------------------------------------------------------
 
@@ -150,9 +155,14 @@ class KitSessionInterface(SessionInterface):
             record, token, cookie=CookieState.VALID if current_key else CookieState.OLD_KEY
         )
         lifecycle = session.lifecycle
-        if lifecycle.user_from(session) != record.user_id:
+        try:
+            named = lifecycle.user_from(session)
+        except UnknownUserError:
+            named = _NOBODY
+        if named != record.user_id:
             # The stored link and the data disagree (the user's key changed
-            # under the session): it belongs to nobody, and ends.
+            # under the session, or KITSESSION_USER_ID_KEYS did): it belongs
+            # to nobody, and ends.
             logger.warning("Ended a session whose data names another user than its link.")
             lifecycle.end(session)
             session.modified = False

@@ -95,7 +95,7 @@ class CookieAction(enum.Enum):
     REMOVE = "remove"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The one decision a save carries out."""
 
@@ -108,6 +108,10 @@ class Outcome:
     #: The stored session the action replaces, renames, touches or deletes.
     target: str | None = None
 
+
+# The outcomes of most requests, made once.
+_UNCHANGED = Outcome(Action.NOTHING)
+_RESEND = Outcome(Action.NOTHING, CookieAction.SET)
 
 #: Flask-Login's flag of a login that is not fresh (a remember cookie,
 #: ``login_user(fresh=False)``).
@@ -474,9 +478,9 @@ class SessionLifecycle:
         resend = self.cookie is CookieState.OLD_KEY or (
             refresh_cookie and bool(dict.get(session, "_permanent", False))
         )
-        cookie = CookieAction.SET if resend else CookieAction.KEEP
         if not settings.touch_due(origin.last_seen_at, now):
-            return Outcome(Action.NOTHING, cookie)
+            return _RESEND if resend else _UNCHANGED
+        cookie = CookieAction.SET if resend else CookieAction.KEEP
         record = replace(
             origin,
             last_seen_at=now,

@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from flask import Flask
 
@@ -219,6 +220,121 @@ def exclude_kitsession_tables(
         return name not in (models.SESSION_TABLE_NAME, VERSION_TABLE)
     table = getattr(obj, "table", None)
     return getattr(table, "name", None) not in (models.SESSION_TABLE_NAME, VERSION_TABLE)
+
+
+#: The branch label of kitsession's revisions, for an app that keeps them in
+#: its own Alembic history (``alembic upgrade kitsession@head``).
+BRANCH_LABEL = "kitsession"
+
+
+def include_kitsession(
+    context: t.Any,
+    target_metadata: sa.MetaData | t.Sequence[sa.MetaData] | None = None,
+    *,
+    user_model: t.Any = None,
+) -> list[sa.MetaData]:
+    """Put kitsession's tables in the app's own Alembic environment: the one
+    change an ``env.py`` made by ``alembic init`` needs. Replace its
+    ``target_metadata = None`` (or ``= Base.metadata``) line with::
+
+        from flask_kitsession.migrate import include_kitsession
+
+        target_metadata = include_kitsession(context, Base.metadata)
+
+    kitsession's revisions then join the app's history as a branch of their
+    own, labelled ``kitsession``, recorded in the app's ``alembic_version``:
+    ``alembic upgrade heads`` creates and upgrades its tables with the app's,
+    and autogenerate (``alembic check``, ``alembic revision
+    --autogenerate``) compares them with kitsession's models instead of
+    proposing to drop them.
+
+    An app that already created the tables with ``flask kitsession db
+    upgrade`` runs ``alembic stamp kitsession@head`` once instead of
+    upgrading them again.
+
+    :param context: The ``alembic.context`` module that ``env.py`` imports.
+    :param target_metadata: The app's own metadata (one or a sequence), if any.
+    :param user_model: The app's user model when the session table points at
+        it (as ``KITSESSION_USER_MODEL``: a mapped class, a ``Table`` or an
+        import string); ``None`` for kitsession's own ``user`` table.
+    :return: The app's metadata followed by kitsession's, for
+        ``context.configure(target_metadata=...)``.
+
+    .. versionadded:: 0.1
+    """
+    script = context.script
+    versions = Path(script_location(), "versions").resolve()
+    # The app's own folders: version_locations if alembic.ini lists any, else
+    # the versions folder next to its env.py (Alembic's default).
+    locations = list(script.version_locations) or [str(Path(script.dir, "versions"))]
+    app_folders = [location for location in locations if _resolved(location) != versions]
+    if len(app_folders) == len(locations):
+        # Added before the revisions are first read: every command that runs
+        # env.py reads them only when the migrations run.
+        script.version_locations = [*locations, str(versions)]
+        try:
+            script.get_revisions(f"{BRANCH_LABEL}@head")
+        except Exception as e:
+            raise RuntimeError(
+                "kitsession's revisions could not join the app's: Alembic had read"
+                " the app's revisions already. List them in alembic.ini instead:"
+                f" version_locations = <your versions folder> {versions}"
+                " (separated by the path_separator that alembic.ini sets)."
+            ) from e
+    # env.py hands in the alembic.context module, a proxy of the running
+    # EnvironmentContext (which it keeps as _proxy); the revision context is
+    # there while `alembic revision` or `alembic check` runs.
+    environment = getattr(context, "_proxy", context)
+    options = environment.context_opts if isinstance(environment, EnvironmentContext) else {}
+    revision_context = options.get("revision_context")
+    if revision_context is not None:
+        _new_revisions_stay_the_apps(script, revision_context, versions, app_folders)
+    target = MigrationTarget.for_user_model(user_model)
+    context.config.attributes["kitsession_target"] = target
+    if target_metadata is None:
+        app_metadata: list[sa.MetaData] = []
+    elif isinstance(target_metadata, sa.MetaData):
+        app_metadata = [target_metadata]
+    else:
+        app_metadata = list(target_metadata)
+    return [*app_metadata, target.metadata]
+
+
+def _resolved(location: str) -> Path:
+    from alembic.util import coerce_resource_to_filename
+
+    return coerce_resource_to_filename(location).resolve()
+
+
+def _new_revisions_stay_the_apps(
+    script: t.Any, revision_context: t.Any, versions: Path, app_folders: list[str]
+) -> None:
+    """Make ``alembic revision --autogenerate`` (which runs ``env.py``) write
+    the app's revision where it would without kitsession: in the app's
+    folder, after the app's own head (or as a new base), never after
+    kitsession's head or into the installed package. Only what the command
+    line left at its default changes: these are the fields Alembic's own
+    ``process_revision_directives`` hook may change.
+    """
+    app_heads = [
+        head
+        for head in script.get_heads()
+        if Path(script.get_revision(head).path).resolve().parent != versions
+    ]
+    head = "base" if not app_heads else app_heads[0] if len(app_heads) == 1 else None
+    version_path = app_folders[0] if len(app_folders) == 1 else None
+    arguments = revision_context.command_args
+    for directive in revision_context.generated_revisions:
+        # The command line leaves None for its default, "head".
+        if head is not None and directive.head in (None, "head"):
+            directive.head = head
+        if version_path is not None and directive.version_path is None:
+            directive.version_path = version_path
+    # And for the revisions Alembic adds after these (one per engine, say).
+    if head is not None and arguments["head"] in (None, "head"):
+        arguments["head"] = head
+    if version_path is not None and arguments["version_path"] is None:
+        arguments["version_path"] = version_path
 
 
 def migration_target() -> MigrationTarget:

@@ -132,6 +132,32 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
 
+    def result_processor(self, dialect: Dialect, coltype: t.Any) -> t.Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        # SQLite hands back the ISO text SQLAlchemy wrote; the C parser of
+        # datetime reads it several times faster than SQLAlchemy's regular
+        # expression (every request reads five of these).
+        parse = datetime.fromisoformat
+        utc = timezone.utc
+        fallback = super().result_processor(dialect, coltype)
+
+        def process(value: t.Any) -> datetime | None:
+            if value is None:
+                return None
+            if isinstance(value, str):
+                try:
+                    parsed = parse(value)
+                except ValueError:
+                    pass
+                else:
+                    if parsed.tzinfo is None:
+                        return parsed.replace(tzinfo=utc)
+                    return parsed.astimezone(utc)
+            return t.cast(datetime | None, fallback(value) if fallback else value)
+
+        return process
+
     def __repr__(self) -> str:
         # How Alembic's autogenerate writes it into an app's migration script.
         return "UTCDateTime()"

@@ -37,6 +37,86 @@ DEFAULTS: dict[str, t.Any] = {
     "KITSESSION_REDIS_PREFIX": "kitsession:",
 }
 
+#: What each key means: the one place it is written. The documentation's
+#: configuration page renders it with :data:`DEFAULTS`, and a test checks that
+#: every key of :data:`DEFAULTS` is here. ``Code`` in double backticks reads
+#: the same in reStructuredText and Markdown; nothing else is markup.
+DOCUMENTATION: dict[str, str] = {
+    "KITSESSION_DATABASE_URL": (
+        "SQLAlchemy URL of the session database. ``None``: the SQLite file"
+        " ``kitsession.sqlite3`` in the app's instance folder."
+    ),
+    "KITSESSION_ENGINE_OPTIONS": (
+        "Keyword arguments for ``sqlalchemy.create_engine`` (pool size and so on)."
+    ),
+    "KITSESSION_USER_MODEL": (
+        "The app's user table: a mapped class, a ``Table`` or an import string"
+        ' (``"myapp.models:User"``). ``None``: kitsession\'s own ``user`` table.'
+    ),
+    "KITSESSION_USER_FIELDS": (
+        "User columns loaded into ``session.user``. ``None``: every column whose"
+        " name does not contain ``password``."
+    ),
+    "KITSESSION_USER_ID_COLUMN": (
+        "The unique column of the user table whose value ``get_id()`` returns (a"
+        " Flask-Login alternative token): sessions link users by it. ``None``:"
+        " ``fs_uniquifier`` if the table has it (Flask-Security), else the primary"
+        " key. See {doc}`flask-security`."
+    ),
+    "KITSESSION_IDLE_TIMEOUT": (
+        "A session unused for this long expires (sliding expiry). A ``timedelta``"
+        " or seconds. ``None``: ``PERMANENT_SESSION_LIFETIME``."
+    ),
+    "KITSESSION_ABSOLUTE_TIMEOUT": (
+        "A session expires this long after it was created, however often it is"
+        " used. ``None``: no such limit."
+    ),
+    "KITSESSION_TOUCH_INTERVAL": (
+        "A session's last-seen time and expiry move at most this often: an"
+        " unchanged session is written only then, and a write in between keeps"
+        " them (so PostgreSQL updates the row in place). Must be shorter than the"
+        " idle timeout."
+    ),
+    "KITSESSION_SIGN_COOKIE": (
+        "Sign the token with ``SECRET_KEY``. Off: the cookie is the bare 256-bit token."
+    ),
+    "KITSESSION_TRACK_USER_AGENT": (
+        "Store the user agent (cut to 512 characters) of the request that creates a session."
+    ),
+    "KITSESSION_TRACK_IP": (
+        "Store the client address (``request.remote_addr``; behind a proxy, use"
+        " Werkzeug's ``ProxyFix``)."
+    ),
+    "KITSESSION_MAX_DATA_SIZE": (
+        "Largest session data, in characters of JSON. Larger data raises"
+        " ``SessionDataError`` where it is set. ``None``: no limit."
+    ),
+    "KITSESSION_CARRY_OVER_KEYS": (
+        "Keys of the session (a cart, a next URL) kept when a login"
+        " (``with_new_session``, Flask-Login's ``login_user``) starts the"
+        ' logged-in one; ``"*"`` keeps them all, as Flask\'s cookie session does.'
+        " Never carried from one user to another."
+    ),
+    "KITSESSION_USER_ID_KEYS": (
+        "The session keys that name the session's user; the first one present"
+        " wins. Writing one of them is a login: the session gets a new token and"
+        " is linked to that user. An app that keeps something else under"
+        ' ``id`` (a cart, a last-viewed item) removes ``"id"`` from this list.'
+    ),
+    "KITSESSION_REDIS_URL": (
+        "Keep sessions in Redis at this URL (``redis://host:6379/0``,"
+        " ``rediss://...``) instead of SQL; ``session.user`` is still read from"
+        " ``KITSESSION_DATABASE_URL``. Needs the ``redis`` extra."
+    ),
+    "KITSESSION_REDIS_PREFIX": (
+        "Put before every Redis key kitsession writes, so several apps can share a Redis database."
+    ),
+    "KITSESSION_REAUTHENTICATE_VIEW": (
+        "The endpoint ``fresh_login_required`` sends a stale login to (with"
+        " ``next``); ``None``: answer ``401``."
+    ),
+}
+
 
 def _duration(
     config: t.Mapping[str, t.Any], key: str, *, optional: bool = False

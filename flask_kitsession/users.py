@@ -4,10 +4,12 @@
   :class:`~sqlalchemy.Table`: a read-only named tuple of the loaded fields.
 - For a mapped class (a Flask-SQLAlchemy model, say): an instance of that
   class, built from the loaded columns without another query. It is
-  *detached*; the first time a request reads ``session.user`` it is attached
-  to the app's ORM session (Flask-SQLAlchemy's ``db.session``, or the one
-  given to :class:`~flask_kitsession.KitSession`), without a query, so its
-  other attributes and relationships load as usual.
+  *detached*; the first time a request reads ``session.user`` it joins the
+  app's ORM session (Flask-SQLAlchemy's ``db.session``, or the one given to
+  :class:`~flask_kitsession.KitSession`), without a query, so its other
+  attributes and relationships load as usual. If the app has that user in
+  its ORM session already, ``session.user`` is the app's instance, pending
+  changes and all.
 
 Both kinds answer Flask-Login's questions (``is_authenticated``,
 ``is_active``, ``is_anonymous``, ``get_id()``), the mapped class through its
@@ -20,6 +22,7 @@ import collections
 import typing as t
 
 import sqlalchemy as sa
+from sqlalchemy import inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import set_committed_value
@@ -99,7 +102,21 @@ class UserFactory:
         return instance
 
     def attach(self, user: t.Any) -> t.Any:
-        """Attach a built user to the ORM session, if there is one (no query)."""
+        """Return the user as the app's ORM session knows it (no query).
+
+        If the ORM session holds an instance with the same primary key
+        already (the app loaded the user, and may have changed it), that
+        instance is the user: it is never overwritten with the columns loaded
+        with the session, which may be older than its pending changes.
+        Otherwise the built user itself joins the ORM session, as a persistent
+        instance: the app's later ``db.session.get()`` returns it.
+        """
         if self.orm_session is None or user is None:
             return user
-        return self.orm_session().merge(user, load=False)
+        orm_session = self.orm_session()
+        key = inspect(user).key
+        present = orm_session.identity_map.get(key)
+        if present is not None:
+            return present
+        orm_session.add(user)
+        return user

@@ -216,7 +216,8 @@ def test_async_views(app: Flask, client: FlaskClient, backend: Backend) -> None:
 
 def test_decorators_say_when_the_secret_key_is_missing(backend: Backend) -> None:
     app = Flask(__name__)
-    KitSession(app, store=backend.store)
+    with pytest.warns(UserWarning, match="SECRET_KEY is not set"):
+        KitSession(app, store=backend.store)
     app.config["PROPAGATE_EXCEPTIONS"] = True
 
     @app.post("/login")

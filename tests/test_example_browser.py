@@ -259,3 +259,154 @@ def test_a_form_from_another_site_is_refused(browser: Browser, example_server: L
 
             on_laptop.goto("/devices")
             assert on_laptop.locator("li.device").count() == 2
+
+
+#: The longest address the app accepts (254 characters).
+LONGEST_EMAIL = "a" * (254 - len("@example.com")) + "@example.com"
+
+
+def page_width(page: Page) -> tuple[int, int]:
+    """How wide the page is drawn, and how wide the window is."""
+    width, window = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    return int(width), int(window)
+
+
+def test_the_longest_email_fits_the_layout(
+    browser: Browser, example_server: LocalServer, tmp_path: Path
+) -> None:
+    with laptop(browser, example_server) as laptop_context:
+        with phone(browser, example_server) as phone_context:
+            on_laptop = laptop_context.new_page()
+            register(on_laptop, LONGEST_EMAIL)
+            log_in(on_laptop, LONGEST_EMAIL)
+            on_phone = phone_context.new_page()
+            log_in(on_phone, LONGEST_EMAIL)
+            for name, page in (("laptop", on_laptop), ("phone", on_phone)):
+                for path in ("/", "/devices"):
+                    page.goto(path)
+                    width, window = page_width(page)
+                    assert width <= window, (name, path, width, window)
+                page.goto("/")
+                page.screenshot(path=tmp_path / f"long-email-{name}.png", full_page=True)
+            # The top bar cuts the address, and keeps it whole in its title.
+            who = on_laptop.locator("nav .who")
+            assert who.get_attribute("title") == f"Signed in as {LONGEST_EMAIL}"
+            box = who.bounding_box()
+            assert box is not None and box["width"] < 400
+
+
+def test_an_email_too_long_is_called_too_long(
+    browser: Browser, example_server: LocalServer
+) -> None:
+    with laptop(browser, example_server) as context:
+        page = context.new_page()
+        page.goto("/register")
+        page.get_by_label("Email").fill("a" * 4988 + "@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Create account").click()
+        alert = page.get_by_role("alert")
+        assert "That email address is too long" in alert.inner_text()
+        assert page_width(page)[0] <= page_width(page)[1]
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "heading"),
+    [("/no/such/page", 404, "Not Found"), ("/logout", 405, "Method Not Allowed")],
+)
+def test_error_pages_are_pages_of_the_app(
+    browser: Browser,
+    example_server: LocalServer,
+    tmp_path: Path,
+    path: str,
+    code: int,
+    heading: str,
+) -> None:
+    with laptop(browser, example_server) as context:
+        page = context.new_page()
+        response = page.goto(path)
+        assert response is not None and response.status == code
+        assert page.locator("h1").inner_text() == heading
+        # The app's own look: its stylesheet drew the big status code.
+        number = page.locator(".error-code")
+        assert number.inner_text() == str(code)
+        assert number.evaluate("e => getComputedStyle(e).fontSize") == "48px"
+        page.get_by_role("link", name="Back to the start").click()
+        page.wait_for_url("**/")
+        assert is_logged_out(page)
+        page.goto(path)
+        page.screenshot(path=tmp_path / f"error-{code}.png", full_page=True)
+
+
+def test_a_failure_is_a_page_of_the_app(browser: Browser, tmp_path: Path) -> None:
+    from example_app import create_app
+
+    app = create_app(
+        {
+            "SECRET_KEY": "browser test",
+            "KITSESSION_DATABASE_URL": f"sqlite:///{tmp_path / 'example.sqlite3'}",
+        }
+    )
+
+    @app.get("/broken")
+    def broken() -> str:
+        raise RuntimeError("a bug in a view")
+
+    try:
+        with LocalServer(app) as server, laptop(browser, server) as context:
+            page = context.new_page()
+            register(page, "fay@example.com")
+            log_in(page, "fay@example.com")
+            response = page.goto("/broken")
+            assert response is not None and response.status == 500
+            assert page.locator(".error-code").inner_text() == "500"
+            assert "Something went wrong on our side" in page.locator("main").inner_text()
+            page.screenshot(path=tmp_path / "error-500.png", full_page=True)
+            assert server.errors() == [(500, "GET", "/broken")]
+    finally:
+        app.extensions["kitsession"].store.close()
+
+
+def test_no_request_of_the_pages_fails(browser: Browser, example_server: LocalServer) -> None:
+    """Not the icon either: every page links it, and it is there."""
+    with laptop(browser, example_server) as context:
+        page = context.new_page()
+        failed: list[str] = []
+        page.on(
+            "response",
+            lambda response: (
+                failed.append(f"{response.status} {response.url}")
+                if response.status >= 400
+                else None
+            ),
+        )
+        problems: list[str] = []
+        page.on("console", lambda message: problems.append(message.text))
+        register(page, "gil@example.com")
+        log_in(page, "gil@example.com")
+        page.goto("/devices")
+        assert failed == [] and problems == []
+        icon = page.locator("link[rel=icon]").get_attribute("href")
+        assert icon is not None
+        answer = page.request.get(icon)
+        assert answer.status == 200
+        assert answer.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_back_after_logout_shows_no_signed_in_page(
+    browser: Browser, example_server: LocalServer
+) -> None:
+    with laptop(browser, example_server) as context:
+        page = context.new_page()
+        register(page, "hal@example.com")
+        log_in(page, "hal@example.com")
+        response = page.goto("/devices")
+        assert response is not None and response.headers["cache-control"] == "no-store"
+        page.get_by_role("button", name="Log out").click()
+        page.wait_for_url("**/")
+        assert is_logged_out(page)
+        # The back button asks the server again, which sends a login page.
+        page.go_back()
+        assert page.url.endswith("/login")
+        assert "hal@example.com" not in page.content()

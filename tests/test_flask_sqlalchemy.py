@@ -31,7 +31,7 @@ def test_flask_migrate_puts_the_session_table_in_the_apps_history(
     runner = app.test_cli_runner()
     result = runner.invoke(args=["db", "init", "-d", str(directory)])
     assert result.exit_code == 0, result.output
-    # The README's one step: migration scripts import kitsession's column types.
+    # The one step of docs/flask-login.md: migration scripts import kitsession's column types.
     template = directory / "script.py.mako"
     template.write_text(
         template.read_text().replace(

@@ -386,7 +386,8 @@ def test_unsigned_cookies_when_signing_is_off(backend: Backend, clock: Clock) ->
 
 def test_without_a_secret_key_writing_explains_the_problem(backend: Backend) -> None:
     app = Flask(__name__)
-    KitSession(app, store=backend.store)
+    with pytest.warns(UserWarning, match="SECRET_KEY is not set"):
+        KitSession(app, store=backend.store)
 
     @app.post("/set")
     def set_value() -> str:

@@ -403,6 +403,7 @@ def test_redis_url_in_the_config(redis_keyspace: RedisKeyspace, tmp_path: Path) 
 
 def test_cleanup_says_redis_needs_none(redis_backend: RedisBackend) -> None:
     app = Flask(__name__)
+    app.config["SECRET_KEY"] = SECRET_KEY
     KitSession(app, store=redis_backend.store)
     result = app.test_cli_runner().invoke(args=["kitsession", "cleanup"])
     assert result.exit_code == 0, result.output

@@ -3,7 +3,7 @@ cookie a client keeps; cleanup during traffic deletes only expired sessions.
 
 The first test is model-based: hypothesis picks sequences of clock jumps and
 requests (reads, writes), each sent with any cookie the client was ever
-given; a model of the rules (README: "expires_at is the idle timeout from
+given; a model of the rules (docs/configuration.md: "expires_at is the idle timeout from
 last_seen_at, capped by the absolute timeout from created_at"; a session
 moves its last-seen time and expiry at most once per touch interval, whether
 it is read or written) says what each answer must be. See docs/security.md.

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+import enum
+import typing as t
 import uuid
+import zoneinfo
 from datetime import datetime
+from datetime import timedelta
 from datetime import timezone
 
 import pytest
@@ -16,6 +21,7 @@ from flask_kitsession import SessionDataError
 from flask_kitsession.serialization import SessionSerializer
 
 from .support.backends import Backend
+from .support.data import same
 
 WHEN = datetime(2026, 11, 23, 12, 30, tzinfo=timezone.utc)
 
@@ -115,3 +121,140 @@ def test_unreadable_stored_data_gives_empty_data(
 def test_compact_json() -> None:
     serializer = SessionSerializer()
     assert serializer.dumps({"a": 1}) == '{"a":1}'
+
+
+# -- one rule: stored and read back exactly, on every backend -----------------
+
+
+def round_trip(app: Flask, client: FlaskClient, values: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Store ``values`` in one request; return what the next request reads."""
+    found: dict[str, t.Any] = {}
+
+    @app.post("/store-values")
+    def store_values() -> str:
+        session.update(values)
+        return "stored"
+
+    @app.get("/read-values")
+    def read_values() -> str:
+        found.update(session)
+        return "read"
+
+    response = client.post("/store-values")
+    assert response.status_code == 200, response.text
+    response = client.get("/read-values")
+    assert response.status_code == 200, response.text
+    return found
+
+
+@pytest.mark.parametrize("tag", [" t", " di", " b", " m", " u", " d", " t__"])
+def test_a_top_level_key_named_like_a_tag_round_trips(
+    app: Flask, client: FlaskClient, tag: str
+) -> None:
+    """Alone at the top, and at every depth below it."""
+    value = {tag: [1, "two"], "deeper": [{tag: (3,)}]}
+    assert same(round_trip(app, client, {tag: value}), {tag: value})
+
+
+STRINGS_DATABASES_REFUSE = {
+    "nul": "before\x00after",
+    "only nul": "\x00",
+    "lone high surrogate": "a\ud800b",
+    "lone low surrogate": "\udfff",
+    # Two code points in Python; one emoji to a JSON reader.
+    "surrogate pair": "\ud83d\ude00",
+    "emoji": "😀 ✓",
+    "controls": "\x01\x1f\x7f\u2028",
+}
+
+
+def test_strings_databases_cannot_hold_round_trip(app: Flask, client: FlaskClient) -> None:
+    values: dict[str, t.Any] = dict(STRINGS_DATABASES_REFUSE)
+    values["in a list"] = list(STRINGS_DATABASES_REFUSE.values())
+    values["markup"] = Markup("<b>\x00</b>")
+    values["nested keys"] = {text: text for text in STRINGS_DATABASES_REFUSE.values()}
+    values.update({f"key {text}": 1 for text in STRINGS_DATABASES_REFUSE.values()})
+    assert same(round_trip(app, client, values), values)
+
+
+def test_floats_keep_their_type_and_sign(app: Flask, client: FlaskClient) -> None:
+    # PostgreSQL's JSONB turns 1e16 into the integer 10000000000000000, -0.0 into 0.0.
+    values = {"big": 1e16, "huge": 1.5e300, "negative zero": -0.0, "small": 1e-7, "one": 1.0}
+    assert same(round_trip(app, client, values), values)
+
+
+def test_datetimes_keep_microseconds_and_time_zone(app: Flask, client: FlaskClient) -> None:
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    values = {
+        "utc": datetime(2026, 11, 23, 12, 30, 1, 123456, tzinfo=timezone.utc),
+        "naive": datetime(2026, 11, 23, 12, 30, 1, 5),
+        "offset": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+        "zone": datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=paris),
+    }
+    found = round_trip(app, client, values)
+    assert same(found, values)
+    assert found["zone"].tzinfo is paris and found["zone"].utcoffset() == timedelta(hours=1)
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class Pair(t.NamedTuple):
+    a: int
+    b: int
+
+
+@pytest.mark.parametrize(
+    ("value", "where", "why"),
+    [
+        ({"a": {1: "one"}}, r"\['cart'\]\['a'\]", "keys must be strings"),
+        (collections.OrderedDict(a=1), r"\['cart'\]", "OrderedDict"),
+        ([Color.RED], r"\['cart'\]\[0\]", "Color"),
+        (Pair(1, 2), r"\['cart'\]", "Pair"),
+        (bytearray(b"x"), r"\['cart'\]", "bytearray"),
+    ],
+)
+def test_values_that_would_come_back_different_are_refused(
+    app: Flask, value: t.Any, where: str, why: str
+) -> None:
+    """Read back as another type (a plain dict, an int, a tuple), or with other
+    keys: refused where set, naming where and why.
+    """
+
+    @app.post("/bad")
+    def bad() -> str:
+        session["cart"] = value
+        return "not reached"
+
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(SessionDataError, match=where) as info:
+        app.test_client().post("/bad")
+    assert why in str(info.value)
+
+
+def test_data_written_in_flasks_format_is_read() -> None:
+    """Sessions stored before kitsession wrote its own tags (datetimes as
+    Flask's HTTP dates, whole seconds) are read as they were written.
+    """
+    from flask.json.tag import TaggedJSONSerializer
+
+    data = {
+        "pair": (1, "two"),
+        "bytes": b"\x00\xff",
+        "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "markup": Markup("<b>hi</b>"),
+        "when": WHEN,
+        "nested": {" t": [1], "deep": {" di": {"x": 1}}},
+    }
+    stored = TaggedJSONSerializer().tag(data)
+    assert same(SessionSerializer().load(stored), data)
+    # A lone tag-named key at the top, as Flask's format writes it.
+    assert SessionSerializer().load(TaggedJSONSerializer().tag({" t": [1]})) == {" t": [1]}
+
+
+def test_unreadable_data_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    stored = '{"when": {" kt": "not a time: MARKER-7f3a"}}'
+    assert SessionSerializer().loads(stored) == {}
+    assert "cannot be read (ValueError)" in caplog.text
+    assert "MARKER-7f3a" not in caplog.text

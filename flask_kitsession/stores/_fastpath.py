@@ -19,12 +19,23 @@ connection as a statement of its own, atomic by itself:
 
 Other drivers (MySQL's, say) take the ordinary SQLAlchemy path, which is
 correct everywhere.
+
+Tools watch a database through the engine: ``echo=True`` and the
+``before_cursor_execute`` / ``after_cursor_execute`` events that OpenTelemetry,
+Sentry and Flask-DebugToolbar listen to. While any of them is on, the same
+compiled statement runs through :meth:`Connection.exec_driver_sql
+<sqlalchemy.engine.Connection.exec_driver_sql>`, so they see it as they see
+any other query, with the same autocommit switch (still one statement in one
+round trip). With none on, nothing of that is paid: the check is two
+attribute reads.
 """
 
 from __future__ import annotations
 
+import logging
 import typing as t
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
@@ -110,8 +121,23 @@ class FastStatement:
         """
         return t.cast(int, self._run(values, fetch=False))
 
+    def observed(self) -> bool:
+        """Whether something watches the engine's statements: a
+        ``before_cursor_execute`` or ``after_cursor_execute`` listener, or
+        statement logging (``echo=True``, or the ``sqlalchemy.engine``
+        logger at ``INFO``).
+        """
+        dispatch = self.engine.dispatch
+        return bool(
+            dispatch.before_cursor_execute
+            or dispatch.after_cursor_execute
+            or self.engine.logger.isEnabledFor(logging.INFO)
+        )
+
     def _run(self, values: dict[str, t.Any], *, fetch: bool) -> t.Any:
         parameters = self._parameters(values)
+        if self.observed():
+            return self._run_observed(parameters, fetch=fetch)
         connection = self.engine.raw_connection()
         cursor = None
         try:
@@ -144,3 +170,36 @@ class FastStatement:
                     pass  # the connection is gone; nothing to release
             connection.close()
         return outcome
+
+    def _run_observed(self, parameters: t.Any, *, fetch: bool) -> t.Any:
+        """:meth:`_run` through a SQLAlchemy ``Connection``, which fires the
+        engine's events and logs the statement.
+        """
+        if isinstance(parameters, list):
+            # A list would be read as many parameter sets (executemany).
+            parameters = tuple(parameters)
+        try:
+            with self.engine.connect() as connection:
+                driver: t.Any = connection.connection.driver_connection
+                # The same switch as the raw path: SQLAlchemy begins no
+                # transaction of its own on a DBAPI connection, so with
+                # autocommit on, the driver sends the statement alone, and the
+                # rollback when the connection closes has nothing to do.
+                if self.autocommit:
+                    driver.autocommit = True
+                elif self.sqlite_write:
+                    isolation_level = driver.isolation_level
+                    driver.isolation_level = None
+                try:
+                    result = connection.exec_driver_sql(self.sql, parameters)
+                    return result.fetchone() if fetch else result.rowcount
+                finally:
+                    if self.autocommit:
+                        driver.autocommit = False
+                    elif self.sqlite_write:
+                        driver.isolation_level = isolation_level
+        except sa_exc.DBAPIError as e:
+            if e.connection_invalidated:
+                self.engine.pool.dispose()
+                raise Disconnected(str(e)) from e
+            raise

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
+from ..userkey import UserKeyType
 
 
 @dataclass(slots=True)
@@ -73,6 +74,15 @@ class _AllUsers:
 ALL_USERS: t.Any = _AllUsers()
 
 
+class _NoUser:
+    def __repr__(self) -> str:
+        return "NO_USER"
+
+
+#: What :meth:`SessionStore._lookup_id` returns for an id no user can have.
+NO_USER: t.Any = _NoUser()
+
+
 class SessionStore:
     """Base class of session stores.
 
@@ -96,12 +106,25 @@ class SessionStore:
     #: (stores whose storage expires entries by itself set this to false).
     needs_purge: t.ClassVar[bool] = True
 
-    #: The Python type of user ids (``int``, ``str``), when the store knows
-    #: it; user ids from session data are converted to it.
-    user_id_type: type | None = None
+    #: What user ids are: the user key's type and range. Every user id that
+    #: comes in (from session data, Flask-Login, a command line) is converted
+    #: by it, once; see :mod:`flask_kitsession.userkey`.
+    user_key_type: UserKeyType = UserKeyType()
 
     def __init__(self, *, serializer: SessionSerializer | None = None) -> None:
         self.serializer = serializer if serializer is not None else SessionSerializer()
+
+    @property
+    def user_id_type(self) -> type | None:
+        """The Python type of user ids (``int``, ``str``, ``uuid.UUID``), or
+        ``None`` when the store does not know it. Setting a type (or a
+        :class:`~flask_kitsession.userkey.UserKeyType`) sets :attr:`user_key_type`.
+        """
+        return self.user_key_type.python_type
+
+    @user_id_type.setter
+    def user_id_type(self, value: type | UserKeyType | None) -> None:
+        self.user_key_type = UserKeyType.of(value)
 
     # -- the shared rules ---------------------------------------------------
 
@@ -110,31 +133,38 @@ class SessionStore:
 
         The first of :attr:`user_id_keys` present in ``data`` names the user,
         converted to the type of the user table's key by :meth:`coerce_user_id`.
+
+        :raises UnknownUserError: naming the key, if its value cannot be a
+            user id at all.
         """
-        value = user_id_from_data(data, self.user_id_keys)
-        return None if value is None else self.coerce_user_id(value)
+        for key in self.user_id_keys:
+            value = dict.get(data, key) if isinstance(data, dict) else data.get(key)
+            if value is not None:
+                try:
+                    return self.user_key_type.coerce(value)
+                except UnknownUserError as e:
+                    raise UnknownUserError(f"session[{key!r}] names no user: {e}") from None
+        return None
 
     def coerce_user_id(self, value: t.Any) -> t.Any:
-        """Convert a user id taken from session data (or a command line) to
-        :attr:`user_id_type`.
+        """Convert a user id from the app, Flask-Login (``"42"`` for user
+        ``42``) or a command line to the type of the user table's key: the one
+        conversion, by :attr:`user_key_type`. Store writes take ids converted
+        already.
 
-        Flask-Login keeps ids as strings, so ``"42"`` must find user ``42``.
-
-        :raises UnknownUserError: if the value cannot be a user id at all.
+        :raises UnknownUserError: if the value cannot be any user's id (of
+            another type, outside the key column's range, too long for it).
         """
-        kind = self.user_id_type
-        if kind is None or value is None or isinstance(value, kind):
-            return value
-        if kind is int and isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                raise UnknownUserError(
-                    f"The session names user {value!r}, but users have integer ids."
-                ) from None
-        if kind is str and isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return value
+        return self.user_key_type.coerce(value)
+
+    def _lookup_id(self, value: t.Any) -> t.Any:
+        """Return ``value`` converted for a lookup, or :data:`NO_USER` if no
+        user can have it (a lookup then finds nothing, as for any unknown id).
+        """
+        try:
+            return self.user_key_type.coerce(value)
+        except UnknownUserError:
+            return NO_USER
 
     def user_id_of(self, user: t.Any) -> t.Any:
         """Return the id sessions link ``user`` by: for a user object (one
@@ -257,14 +287,25 @@ class SessionStore:
         """
         raise NotImplementedError("subclasses of SessionStore must provide iterate()")
 
-    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
+    def purge_expired(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = 1000,
+        progress: t.Callable[[int], None] | None = None,
+    ) -> int:
         """Delete sessions that expired before ``now``, ``batch_size`` at a
         time, so no single deletion holds locks for long.
 
         :param now: The time to compare with; ``None`` for the store's own
             clock (the database server's, for SQL stores: one clock for every
             app server that runs a cleanup).
+        :param progress: Called after each batch with how many sessions it
+            deleted (``flask kitsession cleanup`` shows a running count).
         :return: How many sessions were deleted.
+
+        .. versionchanged:: 0.1
+            The ``progress`` parameter.
         """
         raise NotImplementedError("subclasses of SessionStore must provide purge_expired()")
 

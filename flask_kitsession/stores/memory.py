@@ -11,7 +11,9 @@ from ..exceptions import SessionExistsError
 from ..exceptions import UnknownUserError
 from ..models import utc_now
 from ..serialization import SessionSerializer
+from ..userkey import UserKeyType
 from .base import ALL_USERS
+from .base import NO_USER
 from .base import SessionRecord
 from .base import SessionStore
 
@@ -26,8 +28,9 @@ class MemoryStore(SessionStore):
 
     :param user_loader: Returns the user for a user id, so that
         ``session.user`` works; without it ``session.user`` is ``None``.
-    :param user_id_type: The type of user ids (``int`` or ``str``), so that
-        ids written as strings (Flask-Login's) find their user.
+    :param user_id_type: The type of user ids (``int``, ``str``,
+        ``uuid.UUID``, or a :class:`~flask_kitsession.userkey.UserKeyType`),
+        so that ids written as strings (Flask-Login's) find their user.
     :param serializer: See :class:`SessionStore`.
 
     .. versionadded:: 0.1
@@ -37,7 +40,7 @@ class MemoryStore(SessionStore):
         self,
         *,
         user_loader: t.Callable[[t.Any], t.Any] | None = None,
-        user_id_type: type | None = None,
+        user_id_type: type | UserKeyType | None = None,
         serializer: SessionSerializer | None = None,
     ) -> None:
         super().__init__(serializer=serializer)
@@ -51,14 +54,14 @@ class MemoryStore(SessionStore):
     def load_user(self, user_id: t.Any) -> t.Any:
         if self.user_loader is None or user_id is None:
             return None
-        return self.user_loader(self.coerce_user_id(user_id))
+        user_id = self._lookup_id(user_id)
+        return None if user_id is NO_USER else self.user_loader(user_id)
 
     def check_user(self, user_id: t.Any) -> None:
         """See :meth:`SessionStore.check_user`: asks ``user_loader``, if any."""
+        user_id = self.coerce_user_id(user_id)
         if self.user_loader is not None and self.load_user(user_id) is None:
-            raise UnknownUserError(
-                f"The session names user {user_id!r}, whom user_loader does not find."
-            )
+            raise UnknownUserError("The session names a user whom user_loader does not find.")
 
     def _decode(self, stored: tuple[SessionRecord, str], *, with_user: bool) -> SessionRecord:
         record, text = stored
@@ -69,7 +72,7 @@ class MemoryStore(SessionStore):
         )
 
     def _put(self, record: SessionRecord, text: str) -> None:
-        record = dataclasses.replace(record, user_id=self.coerce_user_id(record.user_id))
+        # record.user_id was converted where it came in (user_id_from).
         self._rows[record.id] = (dataclasses.replace(record, data={}, user=None), text)
         if record.user_id is not None:
             self._by_user.setdefault(record.user_id, set()).add(record.id)
@@ -142,7 +145,9 @@ class MemoryStore(SessionStore):
             return self._pop(session_id) is not None
 
     def delete_all_for_user(self, user_id: t.Any, *, keep: str | None = None) -> int:
-        user_id = self.coerce_user_id(user_id)
+        user_id = self._lookup_id(user_id)
+        if user_id is NO_USER:
+            return 0
         with self._lock:
             ids = [i for i in self._by_user.get(user_id, ()) if i != keep]
             for session_id in ids:
@@ -157,7 +162,9 @@ class MemoryStore(SessionStore):
         batch_size: int = 500,
     ) -> t.Iterator[SessionRecord]:
         if user_id is not ALL_USERS and user_id is not None:
-            user_id = self.coerce_user_id(user_id)
+            user_id = self._lookup_id(user_id)
+            if user_id is NO_USER:
+                return
         after = ""
         while True:
             with self._lock:
@@ -176,7 +183,13 @@ class MemoryStore(SessionStore):
                 return
             after = ids[-1]
 
-    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
+    def purge_expired(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = 1000,
+        progress: t.Callable[[int], None] | None = None,
+    ) -> int:
         if now is None:
             now = utc_now()
         deleted = 0
@@ -188,6 +201,8 @@ class MemoryStore(SessionStore):
                 for session_id in expired:
                     self._pop(session_id)
             deleted += len(expired)
+            if progress is not None:
+                progress(len(expired))
             if len(expired) < batch_size:
                 return deleted
 

@@ -21,7 +21,9 @@ from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
 from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
+from ..userkey import UserKeyType
 from .base import ALL_USERS
+from .base import NO_USER
 from .base import SessionRecord
 from .base import SessionStore
 from .base import STORED_FIELDS
@@ -239,7 +241,9 @@ class RedisStore(SessionStore):
     :param user_loader: Returns the user for a user id, for ``session.user``;
         without it ``session.user`` is ``None``.
     :param user_id_type: The type of user ids (``int``, ``str``, ``uuid.UUID``),
-        so that ids written as strings (Flask-Login's) find their user.
+        so that ids written as strings (Flask-Login's) find their user; best
+        the :attr:`SQLAlchemyStore.user_key_type` of the store that loads the
+        users, which knows the key column's range too.
     :param serializer: See :class:`SessionStore`.
 
     .. versionadded:: 0.1
@@ -253,7 +257,7 @@ class RedisStore(SessionStore):
         *,
         prefix: str = "kitsession:",
         user_loader: t.Callable[[t.Any], t.Any] | None = None,
-        user_id_type: type | None = None,
+        user_id_type: type | UserKeyType | None = None,
         serializer: SessionSerializer | None = None,
         user_attacher: t.Callable[[t.Any], t.Any] | None = None,
     ) -> None:
@@ -281,7 +285,7 @@ class RedisStore(SessionStore):
         *,
         prefix: str = "kitsession:",
         user_loader: t.Callable[[t.Any], t.Any] | None = None,
-        user_id_type: type | None = None,
+        user_id_type: type | UserKeyType | None = None,
         serializer: SessionSerializer | None = None,
         user_attacher: t.Callable[[t.Any], t.Any] | None = None,
         **client_options: t.Any,
@@ -313,7 +317,7 @@ class RedisStore(SessionStore):
 
     def user_key(self, user_id: t.Any) -> str:
         """Return the Redis key of the set of ``user_id``'s session keys."""
-        return f"{self.prefix}user:{self.coerce_user_id(user_id)}"
+        return f"{self.prefix}user:{user_id}"
 
     def _dump_user_id(self, user_id: t.Any) -> str:
         # JSON keeps 42 and "42" apart, so ids come back with their type.
@@ -326,18 +330,15 @@ class RedisStore(SessionStore):
     def _load_user_id(self, text: str) -> t.Any:
         if not text:
             return None
-        value = json.loads(text)
-        kind = self.user_id_type
-        if kind is not None and not isinstance(value, kind):
-            # An id type that JSON cannot hold, such as a UUID, was stored as text.
-            value = kind(value)
-        return value
+        # An id type that JSON cannot hold, such as a UUID, was stored as text.
+        return self.user_key_type.coerce(json.loads(text))
 
     def _fields(self, record: SessionRecord, names: t.Iterable[str]) -> list[str]:
         """Return ``field, value, ...`` for the hash; ``None`` is stored as ''."""
         values = {
             "data": self.serializer.dumps(record.data),
-            "user_id": self._dump_user_id(self.coerce_user_id(record.user_id)),
+            # Converted where it came in (user_id_from), not again here.
+            "user_id": self._dump_user_id(record.user_id),
             "created_at": _dump_time(record.created_at),
             "updated_at": _dump_time(record.updated_at),
             "last_seen_at": _dump_time(record.last_seen_at),
@@ -357,10 +358,16 @@ class RedisStore(SessionStore):
         data, user_id, created, updated, last_seen, expires, authenticated, agent, ip = (
             _text(v) if v is not None else "" for v in values
         )
+        try:
+            owner = self._load_user_id(user_id)
+        except (ValueError, UnknownUserError):
+            # Written for a user key of another type (or by hand): the session
+            # names no user this app has, so it is as good as gone.
+            return None
         return SessionRecord(
             id=session_id,
             data=self.serializer.loads(data),
-            user_id=self._load_user_id(user_id),
+            user_id=owner,
             created_at=t.cast(datetime, _load_time(created)),
             updated_at=t.cast(datetime, _load_time(updated)),
             last_seen_at=t.cast(datetime, _load_time(last_seen)),
@@ -384,17 +391,17 @@ class RedisStore(SessionStore):
     def load_user(self, user_id: t.Any) -> t.Any:
         if self.user_loader is None or user_id is None:
             return None
-        return self.user_loader(self.coerce_user_id(user_id))
+        user_id = self._lookup_id(user_id)
+        return None if user_id is NO_USER else self.user_loader(user_id)
 
     def attach_user(self, user: t.Any) -> t.Any:
         return user if self.user_attacher is None else self.user_attacher(user)
 
     def check_user(self, user_id: t.Any) -> None:
         """See :meth:`SessionStore.check_user`: asks ``user_loader``, if any."""
+        user_id = self.coerce_user_id(user_id)
         if self.user_loader is not None and self.load_user(user_id) is None:
-            raise UnknownUserError(
-                f"The session names user {user_id!r}, whom user_loader does not find."
-            )
+            raise UnknownUserError("The session names a user whom user_loader does not find.")
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:
         with self._errors("load the session"):
@@ -412,7 +419,7 @@ class RedisStore(SessionStore):
 
     def create(self, record: SessionRecord, *, replaces: str | None = None) -> None:
         fields = self._fields(record, _FIELDS)
-        user_id = self.coerce_user_id(record.user_id)
+        user_id = record.user_id
         keys = [
             self.session_key(record.id),
             "" if user_id is None else self.user_key(user_id),
@@ -426,7 +433,7 @@ class RedisStore(SessionStore):
 
     def update(self, record: SessionRecord, *, previous_id: str | None = None) -> bool:
         fields = self._fields(record, _UPDATED_FIELDS)
-        user_id = self.coerce_user_id(record.user_id)
+        user_id = record.user_id
         current_id = previous_id if previous_id is not None else record.id
         keys = [
             self.session_key(current_id),
@@ -462,6 +469,9 @@ class RedisStore(SessionStore):
         return bool(deleted)
 
     def delete_all_for_user(self, user_id: t.Any, *, keep: str | None = None) -> int:
+        user_id = self._lookup_id(user_id)
+        if user_id is NO_USER:
+            return 0
         keep_key = "" if keep is None else self.session_key(keep)
         with self._errors("delete the user's sessions"):
             deleted = self._delete_all_for_user_script(
@@ -485,6 +495,9 @@ class RedisStore(SessionStore):
         if user_id is ALL_USERS or user_id is None:
             batches = self._scan_sessions(batch_size)
         else:
+            user_id = self._lookup_id(user_id)
+            if user_id is NO_USER:
+                return
             batches = self._scan_user_set(self.user_key(user_id), batch_size)
         for keys in batches:
             for record in self._read(keys):
@@ -543,7 +556,13 @@ class RedisStore(SessionStore):
             records.append(record)
         return records
 
-    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
+    def purge_expired(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = 1000,
+        progress: t.Callable[[int], None] | None = None,
+    ) -> int:
         """Return 0: Redis deletes sessions when their TTL runs out."""
         return 0
 

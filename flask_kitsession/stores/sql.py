@@ -20,13 +20,19 @@ from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
 from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
+from ..userkey import UserKeyType
 from ..users import UserFactory
 from ._fastpath import Disconnected
 from ._fastpath import FastStatement
 from .base import ALL_USERS
+from .base import NO_USER
 from .base import SessionRecord
 from .base import SessionStore
 from .base import STORED_FIELDS
+from .sqlerrors import check_url
+from .sqlerrors import explain
+from .sqlerrors import missing_driver_message
+from .sqlerrors import safe_reason
 
 logger = logging.getLogger("flask_kitsession")
 
@@ -48,8 +54,16 @@ def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
 
     :param url: A SQLAlchemy database URL.
     :param options: Passed to :func:`sqlalchemy.create_engine`.
+    :raises ValueError: for a ``postgres://`` URL, naming the one to write.
+    :raises ModuleNotFoundError: if the URL's driver is not installed,
+        naming the extra that installs it.
     """
-    engine = sa.create_engine(url, **options)
+    url = sa.make_url(url)
+    check_url(url)
+    try:
+        engine = sa.create_engine(url, **options)
+    except ImportError as e:
+        raise ModuleNotFoundError(missing_driver_message(url, e), name=e.name) from e
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
     else:
@@ -259,6 +273,7 @@ class SQLAlchemyStore(SessionStore):
                 " give user_model= (or KITSESSION_USER_MODEL) too."
             )
         self.engine = engine
+        self._foreign_keys: bool | None = None
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._dbapi: t.Any = engine.dialect.loaded_dbapi
         # MySQL/MariaDB lock ranges (InnoDB), which cleanup must avoid: see
@@ -304,10 +319,20 @@ class SQLAlchemyStore(SessionStore):
         self.users = UserFactory(
             user_model, self.user_columns, self.user_link, orm_session=orm_session
         )
-        try:
-            self.user_id_type = self.user_link.type.python_type
-        except NotImplementedError:
-            self.user_id_type = None
+        #: The link's type and range on this database: ids are converted to it
+        #: where they come in (and 2**31 for a 32-bit key is no user's id).
+        self.user_key_type = UserKeyType.for_column(self.user_link, engine.dialect)
+        #: Where the link is among the loaded user columns, to compare ids
+        #: exactly (string ids only: a collation may find another spelling).
+        self._key_index: int | None = None
+        if self.user_key_type.python_type is str:
+            for index, column in enumerate(self.user_columns):
+                if column is self.user_link:
+                    self._key_index = index
+        self._collation_compares = self._key_index is not None and engine.dialect.name in (
+            "mysql",
+            "mariadb",
+        )
         self._compile_statements()
         self._sign_out_when_the_link_changes()
 
@@ -382,7 +407,9 @@ class SQLAlchemyStore(SessionStore):
         }
         by_user = s.c.user_id == bind("user_id")
         statements: dict[str, t.Any] = {
-            "get": self._select.where(s.c.id == bind("id"), s.c.expires_at > bind("now")),
+            # Whether it has expired is checked on the loaded row: one bound
+            # parameter fewer on the statement every request runs.
+            "get": self._select.where(s.c.id == bind("id")),
             "load_user": sa.select(*self.user_columns).where(link == bind("user_id")),
             "insert": sa.insert(s),
             "update": sa.update(s).where(by_id).values(**changes),
@@ -424,42 +451,33 @@ class SQLAlchemyStore(SessionStore):
     # -- helpers ------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _errors(self, action: str, *, user_id: t.Any = None) -> t.Iterator[None]:
-        """Turn database errors into kitsession's own exceptions.
-
-        :param user_id: The user the written session names, for the error
-            when the database knows no such user.
-        """
+    def _errors(self, action: str) -> t.Iterator[None]:
+        """Turn database errors into kitsession's own exceptions."""
         try:
             yield
         except (sa_exc.DBAPIError, Disconnected, self._dbapi.Error) as e:
-            raise self._translate(action, e, user_id=user_id) from e
+            # Not chained: the database's error, and SQLAlchemy's wrapper of it
+            # with the statement's parameters, quote the session's data, and a
+            # logged traceback shows the chain. The message says what failed.
+            raise self._translate(action, e) from None
 
-    def _translate(self, action: str, e: Exception, *, user_id: t.Any = None) -> Exception:
-        """Return kitsession's exception for a database error met doing ``action``.
-
-        :param user_id: The user the written session names, for the error
-            when the database knows no such user.
-        """
+    def _translate(self, action: str, e: Exception) -> Exception:
+        """Return kitsession's exception for a database error met doing ``action``."""
         error = e.orig if isinstance(e, sa_exc.DBAPIError) and e.orig is not None else e
         if isinstance(error, self._dbapi.IntegrityError):
+            # Never the database's text: it quotes the values (the user id,
+            # the session id) and ends up in logs.
             text = str(error).lower()
             if "foreign key" in text:
                 return UnknownUserError(
-                    f"Cannot {action}: the session names user {user_id!r}, who does"
-                    f" not exist in table {self.user_table.name!r}."
+                    f"Cannot {action}: the session names a user who does not exist"
+                    f" in table {self.user_table.name!r}."
                 )
             if "unique" in text or "duplicate" in text:
                 return SessionExistsError(f"Cannot {action}: the session id exists already.")
         if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
-            logger.warning("Lost the connection to the session database: %s", error)
-        hint = ""
-        text = str(error).lower()
-        if "no such table" in text or "does not exist" in text or "doesn't exist" in text:
-            hint = " Create the tables with `flask kitsession db upgrade`."
-        return StoreUnavailableError(
-            f"Cannot {action}: the session database failed: {error}.{hint}"
-        )
+            logger.warning("Lost the connection to the session database: %s", safe_reason(error))
+        return StoreUnavailableError(explain(error, action))
 
     def _row_to_record(self, row: t.Sequence[t.Any]) -> SessionRecord:
         n = len(_SESSION_FIELDS)
@@ -486,7 +504,8 @@ class SQLAlchemyStore(SessionStore):
         value, _ = self.serializer.dump(record.data)
         return {
             "v_data": value,
-            "v_user_id": self.coerce_user_id(record.user_id),
+            # Converted where it came in (user_id_from), not again here.
+            "v_user_id": record.user_id,
             "v_updated_at": record.updated_at,
             "v_last_seen_at": record.last_seen_at,
             "v_expires_at": record.expires_at,
@@ -504,12 +523,14 @@ class SQLAlchemyStore(SessionStore):
         """
         # Not "with self._errors(...)": every request comes here.
         try:
-            row = self._first("get", {"id": session_id, "now": now})
+            row = self._first("get", {"id": session_id})
         except (sa_exc.DBAPIError, Disconnected, self._dbapi.Error) as e:
-            raise self._translate("load the session", e) from e
+            raise self._translate("load the session", e) from None
         if row is None:
             return None
         record = self._row_to_record(row)
+        if record.expires_at <= now:
+            return None
         # Linked sessions, and only they, have an authenticated_at: one that
         # has it but no link was unlinked by the foreign key's ON UPDATE SET
         # NULL; one whose link the JOIN finds no user for names an id that no
@@ -528,12 +549,52 @@ class SQLAlchemyStore(SessionStore):
             return None
         return record
 
+    def check_user(self, user_id: t.Any) -> None:
+        """See :meth:`SessionStore.check_user`.
+
+        The session table's foreign key refuses a session of a user who does
+        not exist, when the database enforces it. SQLite does so only with
+        ``PRAGMA foreign_keys=ON``, which kitsession's own engines turn on and
+        an app's engine (Flask-SQLAlchemy's) may not; and MySQL/MariaDB
+        compare string keys by their collation, case and trailing spaces
+        aside. Then the user is looked up here (once per login), and must
+        have exactly this id.
+        """
+        if self._enforces_foreign_keys() and not self._collation_compares:
+            return
+        if self.load_user(user_id) is None:
+            raise UnknownUserError(
+                f"Cannot link the session: it names a user who does not exist in table"
+                f" {self.user_table.name!r}."
+            )
+
+    def _enforces_foreign_keys(self) -> bool:
+        if self._foreign_keys is None:
+            if self.engine.dialect.name != "sqlite" or event.contains(
+                self.engine, "connect", _configure_sqlite
+            ):
+                self._foreign_keys = True
+            else:
+                # An engine of the app's: asked once (a connect hook turns the
+                # pragma on for every connection, or for none).
+                with self._errors("check the user"), self.engine.connect() as connection:
+                    pragma = connection.exec_driver_sql("PRAGMA foreign_keys").scalar()
+                self._foreign_keys = bool(pragma)
+        return self._foreign_keys
+
     def load_user(self, user_id: t.Any) -> t.Any:
-        if user_id is None:
+        user_id = None if user_id is None else self._lookup_id(user_id)
+        if user_id is None or user_id is NO_USER:
             return None
         with self._errors("load the user"):
-            row = self._first("load_user", {"user_id": self.coerce_user_id(user_id)})
-        return None if row is None else self.users.build(row)
+            row = self._first("load_user", {"user_id": user_id})
+        if row is None:
+            return None
+        if self._key_index is not None and row[self._key_index] != user_id:
+            # Found by the column's collation ("USER-1" or "user-1 " finds
+            # "user-1" on MariaDB), not by its value: another id.
+            return None
+        return self.users.build(row)
 
     def attach_user(self, user: t.Any) -> t.Any:
         return self.users.attach(user)
@@ -584,10 +645,10 @@ class SQLAlchemyStore(SessionStore):
                 f"Set {USER_ID_COLUMN_SETTING} to the (unique) column get_id() returns,"
                 f" or make get_id() return the user's {link}."
             )
-        value = "" if linked is _MISSING else f" ({linked!r} for this user)"
+        # No value in the message: ids end up in logs.
         raise UnknownUserError(
-            f"Cannot link the session to {type(user).__name__} {login_id!r}: get_id()"
-            f" returned it, but sessions link users by {link}{value}. {fix}"
+            f"Cannot link the session to this {type(user).__name__}: its get_id() is not"
+            f" its {link}, the column sessions link users by. {fix}"
         )
 
     def _user_values(self, user: t.Any) -> dict[str, t.Any]:
@@ -613,7 +674,7 @@ class SQLAlchemyStore(SessionStore):
         row = {
             "id": record.id,
             "data": value,
-            "user_id": self.coerce_user_id(record.user_id),
+            "user_id": record.user_id,
             "created_at": record.created_at,
             "updated_at": record.updated_at,
             "last_seen_at": record.last_seen_at,
@@ -622,7 +683,7 @@ class SQLAlchemyStore(SessionStore):
             "user_agent": record.user_agent,
             "ip_address": record.ip_address,
         }
-        with self._errors("store the session", user_id=row["user_id"]):
+        with self._errors("store the session"):
             if replaces is None:
                 self._write("insert", row)
                 return
@@ -638,7 +699,7 @@ class SQLAlchemyStore(SessionStore):
         if previous_id is not None and previous_id != record.id:
             values["v_id"] = record.id
             name = "update_renaming"
-        with self._errors("save the session", user_id=values["v_user_id"]):
+        with self._errors("save the session"):
             return self._write(name, values) > 0
 
     def touch(
@@ -666,7 +727,10 @@ class SQLAlchemyStore(SessionStore):
             return self._write("delete", {"id": session_id}) > 0
 
     def delete_all_for_user(self, user_id: t.Any, *, keep: str | None = None) -> int:
-        values = {"user_id": self.coerce_user_id(user_id)}
+        user_id = self._lookup_id(user_id)
+        if user_id is NO_USER:
+            return 0
+        values = {"user_id": user_id}
         name = "delete_for_user"
         if keep is not None:
             values["keep"] = keep
@@ -686,7 +750,10 @@ class SQLAlchemyStore(SessionStore):
         if user_id is None:
             statement = statement.where(s.c.user_id.is_(None))
         elif user_id is not ALL_USERS:
-            statement = statement.where(s.c.user_id == self.coerce_user_id(user_id))
+            user_id = self._lookup_id(user_id)
+            if user_id is NO_USER:
+                return
+            statement = statement.where(s.c.user_id == user_id)
         if now is not None:
             statement = statement.where(s.c.expires_at > now)
         after: str | None = None
@@ -700,7 +767,13 @@ class SQLAlchemyStore(SessionStore):
                 return
             after = rows[-1][0]
 
-    def purge_expired(self, now: datetime | None = None, *, batch_size: int = 1000) -> int:
+    def purge_expired(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = 1000,
+        progress: t.Callable[[int], None] | None = None,
+    ) -> int:
         s = self.session_table
         cutoff = models.database_now() if now is None else now
         # Each batch is a short transaction of its own, deleting up to
@@ -745,6 +818,8 @@ class SQLAlchemyStore(SessionStore):
                 else:
                     count = picked = conn.execute(delete).rowcount
             deleted += count
+            if progress is not None:
+                progress(count)
             if picked < batch_size:
                 return deleted
 

@@ -16,7 +16,8 @@ from flask_kitsession.models import UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | None = None
+# kitsession@head, in an app that keeps these revisions in its own history.
+branch_labels: tuple[str, ...] | None = ("kitsession",)
 depends_on: str | None = None
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import typing as t
+import warnings
 import weakref
 from pathlib import Path
 
@@ -51,6 +52,14 @@ def _store_name() -> str:
 
 def _init_with_kitsession(self: flask.Flask, *args: t.Any, **kwargs: t.Any) -> None:
     _original_init(self, *args, **kwargs)
+    with warnings.catch_warnings():
+        # Installed before the test sets its SECRET_KEY, as no app would be.
+        warnings.filterwarnings("ignore", "SECRET_KEY is not set", UserWarning)
+        _install(self)
+    _apps.add(self)
+
+
+def _install(self: flask.Flask) -> None:
     if _store_name() == "memory":
         KitSession(self, store=MemoryStore())
     else:
@@ -62,7 +71,6 @@ def _init_with_kitsession(self: flask.Flask, *args: t.Any, **kwargs: t.Any) -> N
         migrate.upgrade(self)
         with self.app_context():
             _stores.append(extension.store)
-    _apps.add(self)
 
 
 def pytest_configure(config: pytest.Config) -> None:
