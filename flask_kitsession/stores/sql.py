@@ -360,7 +360,13 @@ class SQLAlchemyStore(SessionStore):
             self.session_table.c.user_id == sa.bindparam("old")
         )
 
+        engine = self.engine
+
         def before_update(mapper: Mapper[t.Any], connection: sa.Connection, user: t.Any) -> None:
+            if connection.engine is not engine and connection.engine.url != engine.url:
+                # The model written to another database, which has no session
+                # table of this store's.
+                return
             history = sa.inspect(user).attrs[key].history
             old = [value for value in history.deleted if value is not None]
             if history.added and old:
