@@ -71,6 +71,23 @@ AWAITING_LIFECYCLE: dict[str, str] = {
     ),
 }
 
+#: Tests that pass on the cookie session and fail on kitsession by design,
+#: with the reason. A test listed here that passes fails the run too.
+DIFFERS_BY_DESIGN: dict[str, str] = dict.fromkeys(
+    [
+        "tests.test_changeable::test_change_invalidates_session",
+        "tests.test_misc::test_null_user_id",
+    ],
+    "plants, through client.session_transaction(), a session naming a user no one is"
+    " (an fs_uniquifier changed since, an empty one), as a client can edit a cookie"
+    " session; kitsession refuses to store a session linked to no user"
+    " (UnknownUserError at the save, docs/security.md section 6), and a client cannot"
+    " write session data. The states they stand for are proved otherwise: a password"
+    " change signs out the other sessions (test_recover_invalidates_session,"
+    " test_change_uniquifier_invalidates_cookie, tests/test_user_link.py), and an empty"
+    " id loads no user (test_null_fs_uniquifier)",
+)
+
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parents[1]
 REQUIREMENTS = HERE / "requirements.txt"
@@ -287,14 +304,19 @@ def main(argv: list[str] | None = None) -> int:
 
     failing = sorted(passed(cookie) - passed(kitsession))
     awaiting = [name for name in failing if name in AWAITING_LIFECYCLE]
-    regressions = [name for name in failing if name not in AWAITING_LIFECYCLE]
-    fixed = sorted(name for name in AWAITING_LIFECYCLE if kitsession.get(name) == "passed")
+    by_design = [name for name in failing if name in DIFFERS_BY_DESIGN]
+    regressions = [
+        name for name in failing if name not in AWAITING_LIFECYCLE and name not in DIFFERS_BY_DESIGN
+    ]
+    listed = {**AWAITING_LIFECYCLE, **DIFFERS_BY_DESIGN}
+    fixed = sorted(name for name in listed if kitsession.get(name) == "passed")
     print(
         f"Flask-Security {args.version}: {len(kitsession)} tests;"
         f" {len(passed(cookie))} passed on Flask's cookie session ({cookie_seconds:.0f} s),"
         f" {len(passed(kitsession))} passed on kitsession ({kitsession_seconds:.0f} s),"
         f" {len(regressions)} regressions,"
-        f" {len(awaiting)} awaiting the lifecycle redesign."
+        f" {len(awaiting)} awaiting the lifecycle redesign,"
+        f" {len(by_design)} differing by design."
     )
     print("  kitsession stores: " + ", ".join(f"{k} {v}" for k, v in sorted(stores.items())))
     for name in regressions:
@@ -304,8 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  awaiting the lifecycle redesign ({len(names)}): {reason}")
         for name in names:
             print(f"    {name}")
+    for name in by_design:
+        print(f"  differs by design: {name}: {DIFFERS_BY_DESIGN[name]}")
     for name in fixed:
-        print(f"  passes now, take it off AWAITING_LIFECYCLE: {name}")
+        print(f"  passes now, take it off its list in run.py: {name}")
     for name in sorted(passed(kitsession) - passed(cookie)):
         if cookie:
             print(f"  passes only on kitsession: {name} ({cookie.get(name, 'missing')})")
