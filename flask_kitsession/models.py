@@ -18,6 +18,7 @@ Flask-Login "alternative token"; see :func:`define_session_table`).
 
 from __future__ import annotations
 
+import functools
 import typing as t
 from datetime import datetime
 from datetime import timezone
@@ -97,6 +98,15 @@ def _now_mysql(element: database_now, compiler: t.Any, **kw: t.Any) -> str:
     return "UTC_TIMESTAMP(6)"
 
 
+@functools.lru_cache(maxsize=4096)
+def _sqlite_time(text: str) -> datetime:
+    """The aware UTC datetime of a time SQLite keeps as ISO text (naive UTC)."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime on every database.
 
@@ -135,25 +145,20 @@ class UTCDateTime(TypeDecorator[datetime]):
     def result_processor(self, dialect: Dialect, coltype: t.Any) -> t.Any:
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
-        # SQLite hands back the ISO text SQLAlchemy wrote; the C parser of
-        # datetime reads it several times faster than SQLAlchemy's regular
-        # expression (every request reads five of these).
-        parse = datetime.fromisoformat
-        utc = timezone.utc
+        # SQLite hands back the ISO text SQLAlchemy wrote. Every request reads
+        # five of these, mostly the same few values again and again (a
+        # session's times change once per touch interval): each text is
+        # parsed once, by datetime's C parser, and remembered.
         fallback = super().result_processor(dialect, coltype)
 
         def process(value: t.Any) -> datetime | None:
-            if value is None:
-                return None
-            if isinstance(value, str):
+            if type(value) is str:
                 try:
-                    parsed = parse(value)
+                    return _sqlite_time(value)
                 except ValueError:
                     pass
-                else:
-                    if parsed.tzinfo is None:
-                        return parsed.replace(tzinfo=utc)
-                    return parsed.astimezone(utc)
+            if value is None:
+                return None
             return t.cast(datetime | None, fallback(value) if fallback else value)
 
         return process

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import select
 import typing as t
@@ -38,6 +39,11 @@ logger = logging.getLogger("flask_kitsession")
 
 #: The session columns read with every session, in this order.
 _SESSION_FIELDS = ("id", *STORED_FIELDS)
+# A row is turned into a SessionRecord by position: the columns are read in
+# the order of the record's own fields.
+assert _SESSION_FIELDS == tuple(
+    f.name for f in dataclasses.fields(SessionRecord) if f.name != "user"
+), "the session columns must be read in the order of SessionRecord's fields"
 
 #: A value a user object does not have.
 _MISSING: t.Any = object()
@@ -486,25 +492,19 @@ class SQLAlchemyStore(SessionStore):
         return StoreUnavailableError(explain(error, action))
 
     def _row_to_record(self, row: t.Sequence[t.Any]) -> SessionRecord:
+        # The columns come in the order of _SESSION_FIELDS, which is the
+        # order of SessionRecord's fields (see STORED_FIELDS), then the link
+        # and the user's.
         n = len(_SESSION_FIELDS)
-        values = tuple(row)
-        user_values = values[n + 1 :]
+        # Then the link column as the JOIN found it (NULL: no user has it).
+        user_values = row[n + 1 :]
         user = None
-        if values[2] is not None and values[n] is not None:
+        if row[2] is not None and row[n] is not None:
             user = self.users.build(user_values)
-        return SessionRecord(
-            id=values[0],
-            data=self.serializer.load(values[1]),
-            user_id=values[2],
-            created_at=values[3],
-            updated_at=values[4],
-            last_seen_at=values[5],
-            expires_at=values[6],
-            authenticated_at=values[7],
-            user_agent=values[8],
-            ip_address=values[9],
-            user=user,
-        )
+        session_id, data, *fields = row[:n]
+        record = SessionRecord(session_id, self.serializer.load(data), *fields)
+        record.user = user
+        return record
 
     def _changes(self, record: SessionRecord) -> dict[str, t.Any]:
         value, _ = self.serializer.dump(record.data)
