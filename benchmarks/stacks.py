@@ -66,14 +66,15 @@ class Database:
     kind: str
     url: str
     cleanup: t.Callable[[], None] = field(default=lambda: None)
+    #: Passed to :func:`create_store_engine` for every engine.
+    engine_options: dict[str, t.Any] = field(default_factory=dict)
 
     def engine(self, **options: t.Any) -> Engine:
-        return create_store_engine(self.url, **options)
+        return create_store_engine(self.url, **{**self.engine_options, **options})
 
 
 def prepare_database(kind: str) -> Database:
     """Create a fresh SQLite file or PostgreSQL schema with the tables and users."""
-    from alembic import command
 
     if kind == "sqlite":
         folder = tempfile.mkdtemp(prefix="kitsession-bench-")
@@ -94,6 +95,14 @@ def prepare_database(kind: str) -> Database:
         database = Database(kind, f"{POSTGRESQL_URL}?options={options}", cleanup=drop)
     else:
         raise ValueError(f"Unknown database {kind!r}: sqlite or postgresql.")
+    populate(database)
+    return database
+
+
+def populate(database: Database) -> None:
+    """Create kitsession's tables and :data:`USERS` users in an empty database."""
+    from alembic import command
+
     engine = database.engine()
     try:
         with engine.begin() as connection:
@@ -105,7 +114,6 @@ def prepare_database(kind: str) -> Database:
             )
     finally:
         engine.dispose()
-    return database
 
 
 def _remove_tree(folder: str) -> None:
@@ -289,6 +297,8 @@ def kitsession_sql_watched(database: Database) -> Stack:
 
 
 REDIS_URL = os.environ.get("KITSESSION_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: "1": REDIS_URL names a node of a Redis Cluster.
+REDIS_CLUSTER = os.environ.get("KITSESSION_BENCH_REDIS_CLUSTER") == "1"
 
 
 def kitsession_redis(database: Database) -> Stack:
@@ -301,7 +311,11 @@ def kitsession_redis(database: Database) -> Stack:
     # Named after the database, so that every worker of a server shares it.
     prefix = f"kitsession_bench_{hashlib.sha256(database.url.encode()).hexdigest()[:12]}:"
     store = RedisStore.from_url(
-        REDIS_URL, prefix=prefix, user_loader=users.load_user, user_id_type=int
+        REDIS_URL,
+        cluster=REDIS_CLUSTER,
+        prefix=prefix,
+        user_loader=users.load_user,
+        user_id_type=int,
     )
     app = Flask("kitsession-redis")
     app.config["SECRET_KEY"] = SECRET_KEY

@@ -128,6 +128,8 @@ class KitSession:
         # Sessions in Redis, users where they are: each user is one SQL query.
         return RedisStore.from_url(
             redis_url,
+            cluster=app.config["KITSESSION_REDIS_CLUSTER"],
+            sentinels=app.config["KITSESSION_REDIS_SENTINELS"],
             prefix=app.config["KITSESSION_REDIS_PREFIX"],
             user_loader=sql_store.load_user,
             user_attacher=sql_store.attach_user,

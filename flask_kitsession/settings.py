@@ -35,6 +35,8 @@ DEFAULTS: dict[str, t.Any] = {
     "KITSESSION_REAUTHENTICATE_VIEW": None,
     "KITSESSION_REDIS_URL": None,
     "KITSESSION_REDIS_PREFIX": "kitsession:",
+    "KITSESSION_REDIS_CLUSTER": False,
+    "KITSESSION_REDIS_SENTINELS": None,
 }
 
 #: What each key means: the one place it is written. The documentation's
@@ -110,6 +112,15 @@ DOCUMENTATION: dict[str, str] = {
     ),
     "KITSESSION_REDIS_PREFIX": (
         "Put before every Redis key kitsession writes, so several apps can share a Redis database."
+    ),
+    "KITSESSION_REDIS_CLUSTER": (
+        "``KITSESSION_REDIS_URL`` names a node of a Redis Cluster: the client finds the"
+        " others and spreads sessions over the masters. See the scaling page."
+    ),
+    "KITSESSION_REDIS_SENTINELS": (
+        'Sentinels (``["host:26379", ...]`` or one comma-separated string) that name'
+        " the Redis master; ``KITSESSION_REDIS_URL`` then names the master set, as"
+        " ``redis://mymaster/0``. See the scaling page."
     ),
     "KITSESSION_REAUTHENTICATE_VIEW": (
         "The endpoint ``fresh_login_required`` sends a stale login to (with"

@@ -81,3 +81,43 @@ def test_http_benchmark(postgresql_server: str) -> None:
     assert len(rows) == 5, table
     assert all(row.endswith("| 0 | 0 |") for row in rows), table
     assert "kitsession-redis" in table
+
+
+def test_redis_logins_benchmark() -> None:
+    table = run_module("benchmarks.redis_logins", "--smoke")
+    assert "| 100 live | 20 |" in table and "| 100 expired | 20 |" in table, table
+    assert "live: touches" in table and "live: reads" in table, table
+    assert "hash-max-listpack-value" in table, table
+
+
+def test_sizing_benchmark(postgresql_server: str) -> None:
+    table = run_module("benchmarks.sizing", "--smoke")
+    assert "| pk_session |" in table and "| **all** |" in table, table
+
+
+def test_http_benchmark_of_topologies(postgresql_server: str) -> None:
+    if shutil.which("wrk") is None:
+        if IN_CI:
+            pytest.fail("wrk is missing: .ci/run installs it (apt-get install wrk)")
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    table = run_module(
+        "benchmarks.http",
+        "--topologies",
+        "pgbouncer,redis",
+        "--seconds",
+        "1",
+        "--connections",
+        "2",
+        "--workers",
+        "2",
+        "--rounds",
+        "1",
+    )
+    rows = [row for row in table.splitlines() if row.startswith(("| pgbouncer |", "| redis |"))]
+    assert len(rows) == 2, table
+    assert all(row.endswith("| 0 |") for row in rows), table
+
+
+def test_prepared_statements_benchmark(postgresql_server: str) -> None:
+    table = run_module("benchmarks.prepared", "--smoke")
+    assert "| unprepared (as behind a pooler) |" in table and "per read" in table, table

@@ -63,7 +63,23 @@ def record_for(user_id: object = None, *, ttl: timedelta = timedelta(hours=1)) -
 
 
 def members(backend: RedisBackend, user_id: object) -> set[str]:
-    return {str(m) for m in backend.keyspace.admin.smembers(backend.store.user_key(user_id))}
+    """The keys of the sessions in every part of the user's index."""
+    admin, store = backend.keyspace.admin, backend.store
+    return {
+        store.session_key(str(m))
+        for key in store.user_keys(user_id)
+        for m in admin.zrange(key, 0, -1)
+    }
+
+
+def record_tagged(tag: str, user_id: object, *, ttl: timedelta) -> SessionRecord:
+    """A session written now whose id has hash tag ``tag`` (one part of its
+    user's index).
+    """
+    while True:
+        record = record_for(user_id, ttl=ttl)
+        if record.id.startswith(tag):
+            return record
 
 
 def pttl(backend: RedisBackend, key: str) -> int:
@@ -79,7 +95,8 @@ def test_ttl_ends_with_the_session(redis_backend: RedisBackend) -> None:
     redis_backend.store.create(record)
     key = redis_backend.store.session_key(record.id)
     assert HOUR_MS - 5000 < pttl(redis_backend, key) <= HOUR_MS
-    assert pttl(redis_backend, redis_backend.store.user_key(ada)) >= pttl(redis_backend, key)
+    index = redis_backend.store.user_key(ada, record.id)
+    assert pttl(redis_backend, index) >= pttl(redis_backend, key)
 
 
 def test_ttl_slides_on_touch_and_update(redis_backend: RedisBackend) -> None:
@@ -102,8 +119,8 @@ def test_ttl_slides_on_touch_and_update(redis_backend: RedisBackend) -> None:
     )
     assert store.update(changed)
     assert 2 * HOUR_MS - 5000 < pttl(redis_backend, key) <= 2 * HOUR_MS
-    # The user's set outlives its longest-lived session.
-    assert pttl(redis_backend, store.user_key(ada)) >= pttl(redis_backend, key)
+    # The user's index outlives its longest-lived session.
+    assert pttl(redis_backend, store.user_key(ada, record.id)) >= pttl(redis_backend, key)
 
 
 def test_ttl_slides_within_the_absolute_limit(redis_backend: RedisBackend, clock: Clock) -> None:
@@ -168,7 +185,7 @@ def test_user_set_follows_deletes_renames_and_user_changes(redis_backend: RedisB
     assert members(redis_backend, ada) == {key(renamed.id)}
 
     assert store.delete_all_for_user(ada) == 1
-    assert not redis_backend.keyspace.admin.exists(store.user_key(ada))
+    assert not redis_backend.keyspace.admin.exists(*store.user_keys(ada))
     assert {r.id for r in store.iterate()} == {second.id, anonymous.id}
 
 
@@ -186,16 +203,17 @@ def test_user_set_moves_with_the_session_to_another_user(redis_backend: RedisBac
 def test_user_set_drops_sessions_that_expired(redis_backend: RedisBackend) -> None:
     store = redis_backend.store
     ada = redis_backend.add_user("ada@example.com")
-    short = record_for(ada, ttl=timedelta(milliseconds=100))
-    long = record_for(ada, ttl=timedelta(hours=2))
+    short = record_tagged("a0", ada, ttl=timedelta(milliseconds=100))
+    long = record_tagged("a0", ada, ttl=timedelta(hours=2))
     store.create(short)
     store.create(long)
-    # The set lives as long as its longest-lived session.
-    assert pttl(redis_backend, store.user_key(ada)) > 2 * HOUR_MS - 5000
+    # The index lives as long as its longest-lived session.
+    assert pttl(redis_backend, store.user_key(ada, short.id)) > 2 * HOUR_MS - 5000
     time.sleep(0.25)
     assert len(members(redis_backend, ada)) == 2  # Redis expired the key, not the member
     assert [r.id for r in store.iterate(user_id=ada)] == [long.id]
-    store.create(record_for(ada))
+    # The next write to that part of the index drops it.
+    store.create(record_tagged("a0", ada, ttl=timedelta(hours=1)))
     assert store.session_key(short.id) not in members(redis_backend, ada)
     assert len(members(redis_backend, ada)) == 2
 
@@ -206,12 +224,12 @@ def test_a_lost_user_set_is_restored_by_the_next_write(redis_backend: RedisBacke
     saved, touched, idle = (make_record(ada) for _ in range(3))
     for record in (saved, touched, idle):
         store.create(record)
-    redis_backend.keyspace.admin.delete(store.user_key(ada))  # evicted, say
+    redis_backend.keyspace.admin.delete(*store.user_keys(ada))  # evicted, say
     assert store.update(dataclasses.replace(saved, data={"user_id": ada, "n": 1}))
     assert store.touch(touched.id, last_seen_at=NOW, expires_at=NOW + timedelta(hours=1))
     key = store.session_key
     assert members(redis_backend, ada) == {key(saved.id), key(touched.id)}
-    assert pttl(redis_backend, store.user_key(ada)) > HOUR_MS - 5000
+    assert pttl(redis_backend, store.user_key(ada, saved.id)) > HOUR_MS - 5000
 
 
 def test_delete_all_for_user_scans_nothing(redis_backend: RedisBackend) -> None:

@@ -58,14 +58,40 @@ def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
     connection that the server closed while it sat in the pool (a restart)
     is replaced before use, without a round trip (see :func:`_replace_if_closed`).
 
-    :param url: A SQLAlchemy database URL.
+    With psycopg 3, statements are prepared on the server only when the
+    connection goes straight to PostgreSQL (see :func:`_prepare_if_direct`):
+    a connection pooler in transaction mode (PgBouncer, the usual way to run
+    many workers against one PostgreSQL) hands each transaction to any of its
+    server connections, where a statement prepared on another one does not
+    exist. Behind a pooler every statement is still one round trip; the
+    server plans it each time. ``connect_args={"prepare_threshold": ...}``
+    decides instead.
+
+    :param url: A SQLAlchemy database URL. A multi-host URL
+        (``?host=a:5432&host=b:5432&target_session_attrs=read-write``) finds
+        the primary again after a failover.
     :param options: Passed to :func:`sqlalchemy.create_engine`.
     :raises ValueError: for a ``postgres://`` URL, naming the one to write.
     :raises ModuleNotFoundError: if the URL's driver is not installed,
         naming the extra that installs it.
+
+    .. versionchanged:: 0.1
+        Prepared statements with psycopg 3 only on direct connections.
     """
     url = sa.make_url(url)
     check_url(url)
+    detect_pooler = False
+    try:
+        driver = url.get_driver_name()
+    except sa_exc.NoSuchModuleError:
+        driver = ""  # create_engine() says what is wrong with the URL
+    if driver == "psycopg":
+        connect_args = dict(options.get("connect_args", {}))
+        if "prepare_threshold" not in connect_args:
+            # Nothing is prepared before the connection is known to be direct.
+            connect_args["prepare_threshold"] = None
+            detect_pooler = True
+        options["connect_args"] = connect_args
     try:
         engine = sa.create_engine(url, **options)
     except ImportError as e:
@@ -74,7 +100,35 @@ def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
         event.listen(engine, "connect", _configure_sqlite)
     else:
         event.listen(engine, "checkout", _replace_if_closed)
+    if detect_pooler:
+        event.listen(engine, "connect", _prepare_if_direct)
     return engine
+
+
+#: psycopg's own default: a statement is prepared on its sixth run.
+PREPARE_THRESHOLD = 5
+
+
+def _prepare_if_direct(dbapi_connection: t.Any, connection_record: t.Any) -> None:
+    """Let psycopg prepare statements on a connection that goes straight to
+    PostgreSQL, never on one through a connection pooler.
+
+    A server announces its backend's process id when a connection starts
+    (libpq's ``PQbackendPID``, psycopg's ``info.backend_pid``). A pooler
+    (PgBouncer, pgcat, Odyssey, Supavisor, RDS Proxy) answers the connection
+    itself and announces a key of its own, since a cancel request must reach
+    it, not a backend; a plain TCP proxy passes the server's on. So where
+    ``pg_backend_pid()`` names the announced process, the connection is the
+    backend's for its whole life, and what is prepared on it stays there.
+    One query per new connection, never per request.
+    """
+    announced = dbapi_connection.info.backend_pid
+    try:
+        backend = dbapi_connection.execute("SELECT pg_backend_pid()", prepare=False).fetchone()
+    finally:
+        dbapi_connection.rollback()
+    if backend is not None and backend[0] == announced:
+        dbapi_connection.prepare_threshold = PREPARE_THRESHOLD
 
 
 def _replace_if_closed(dbapi_connection: t.Any, connection_record: t.Any, proxy: t.Any) -> None:

@@ -8,4 +8,8 @@
 - :mod:`.clients`: requests and what a client's session looks like.
 - :mod:`.processes`: servers the tests start (a thread, gunicorn) and Chromium.
 - :mod:`.faults`: a TCP proxy that drops or refuses connections on demand.
+- :mod:`.topologies`: the store contract on PgBouncer, Redis Cluster and
+  Sentinel (the servers themselves are in :mod:`benchmarks.servers`).
+- :mod:`.failover`: browsers logging in, reading and writing from threads
+  while a failover test takes a server away.
 """
