@@ -28,12 +28,16 @@ import typing as t
 from pathlib import Path
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
 
 from flask_kitsession import KitSession
 from flask_kitsession import migrate
+from flask_kitsession import session_created
 
 kitsession = KitSession()
+#: Every form's POST must carry the token of the session that showed it.
+csrf = CSRFProtect()
 
 
 def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
@@ -45,6 +49,11 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     app.config.from_mapping(
         SESSION_COOKIE_SAMESITE="Lax",
         KITSESSION_DATABASE_URL=os.environ.get("KITSESSION_DATABASE_URL"),
+        # Flask-WTF keeps the CSRF token in the session, which lives on the
+        # server: it ends when the session expires, logs out or is signed
+        # out from another device. No second clock is needed for a form
+        # left open (Flask-WTF's default refuses it after an hour).
+        WTF_CSRF_TIME_LIMIT=None,
         EXAMPLE_WORKER_HEADER=False,
     )
     app.config.from_prefixed_env()
@@ -57,11 +66,14 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     # The bundled migrations create (or upgrade) the session and user tables.
     migrate.upgrade(app)
 
-    from . import csrf
+    from . import notices
     from . import views
 
+    # Checked in before_request, before @with_new_session starts a login's
+    # session over: the login form's token is the visitor's session's.
     csrf.init_app(app)
     app.register_blueprint(views.bp)
+    session_created.connect(notices.tell_other_devices, app)
     if app.config["EXAMPLE_WORKER_HEADER"]:
         app.after_request(_add_worker_header)
     return app

@@ -1,65 +1,62 @@
 """Turn a ``User-Agent`` header into "Chrome 124 on Windows" for the devices page.
 
-A deliberately small parser, standard library only: the example must run on
-the library's own dependencies (its run command installs nothing else). It
-knows the browsers and systems that send nearly all real traffic and says
-"Unknown" for the rest; it never raises. An app that needs more (device
-models, bots, rare browsers) should use ``ua-parser`` with its
-``ua-parser-builtins`` rules instead: they are kept up to date against real
-traffic, which a parser of a hundred lines is not.
-
-What a user agent cannot tell, it does not guess:
+`ua-parser`_ reads the header, with the rules of the ua-parser project
+(``ua-parser-builtins``, kept up to date against real traffic, and
+``ua-parser-rs`` to run them fast). This module only words its answer for
+people, and leaves out what a user agent cannot tell truthfully:
 
 - Windows 10 and 11 both send ``Windows NT 10.0``: shown as "Windows".
 - macOS froze its version at ``10_15_7`` in Safari, Chrome and Firefox:
-  shown as "macOS", without a version.
+  shown as "macOS", without a version. ChromeOS sends its build number,
+  which means nothing to people: "ChromeOS".
 - iPads since iPadOS 13 ask for desktop sites and send a Mac's user agent:
   they show as macOS.
 
-Browsers are matched in order, most specific first, because Chromium-based
-browsers also say ``Chrome/`` and ``Safari/``, and Chrome on iOS says
-``Safari/`` too.
+.. _ua-parser: https://pypi.org/project/ua-parser/
 """
 
 from __future__ import annotations
 
-import re
 import typing as t
 from dataclasses import dataclass
 
+import ua_parser
+
 Kind = t.Literal["desktop", "phone", "tablet", "other"]
 
-#: (pattern, browser name). The first group, when there is one, is the version.
-_BROWSERS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), name)
-    for pattern, name in (
-        (r"\bEdg(?:e|A|iOS)?/(\d+)", "Edge"),
-        (r"\b(?:OPR|OPiOS)/(\d+)", "Opera"),
-        (r"\bSamsungBrowser/(\d+)", "Samsung Internet"),
-        (r"\bVivaldi/(\d+)", "Vivaldi"),
-        (r"\bYaBrowser/(\d+)", "Yandex Browser"),
-        (r"\b(?:Firefox|FxiOS)/(\d+)", "Firefox"),
-        (r"\bHeadlessChrome/(\d+)", "Headless Chrome"),
-        (r"\bChromium/(\d+)", "Chromium"),
-        (r"\b(?:Chrome|CriOS)/(\d+)", "Chrome"),
-        (r"\bVersion/(\d+(?:\.\d+)?).*\bSafari/", "Safari"),
-        (r"\bMSIE (\d+)", "Internet Explorer"),
-        (r"\bTrident/.*\brv:(\d+)", "Internet Explorer"),
-        (r"^curl/(\d+(?:\.\d+)?)", "curl"),
-        (r"^Wget/(\d+(?:\.\d+)?)", "Wget"),
-        (r"^python-requests/(\d+(?:\.\d+)?)", "Python Requests"),
-        (r"^Python-urllib/(\d+(?:\.\d+)?)", "Python urllib"),
-    )
-)
+#: ua-parser's names for browsers, where people know them by another one.
+_BROWSER_NAMES = {
+    "Chrome Mobile": "Chrome",
+    "Chrome Mobile iOS": "Chrome",
+    "Chrome Mobile WebView": "Chrome WebView",
+    "Edge Mobile": "Edge",
+    "Firefox Mobile": "Firefox",
+    "Firefox iOS": "Firefox",
+    "HeadlessChrome": "Headless Chrome",
+    "IE": "Internet Explorer",
+    "Mobile Safari": "Safari",
+    "Mobile Safari UI/WKWebView": "Safari",
+    "Opera Mobile": "Opera",
+    "Python-urllib": "Python urllib",
+}
 
-#: Windows NT versions that name one Windows release.
-_WINDOWS_RELEASES = {
-    "5.1": "XP",
-    "5.2": "XP",
-    "6.0": "Vista",
-    "6.1": "7",
-    "6.2": "8",
-    "6.3": "8.1",
+#: ua-parser's names for systems, where their makers now call them otherwise.
+_OS_NAMES = {"Mac OS X": "macOS", "Chrome OS": "ChromeOS"}
+
+#: Systems whose version in a user agent is true and worth showing.
+_VERSIONED_SYSTEMS = {"iOS", "Android", "Windows"}
+
+#: Systems of desktop and laptop computers.
+_DESKTOP_SYSTEMS = {
+    "Windows",
+    "Mac OS X",
+    "Chrome OS",
+    "Linux",
+    "Ubuntu",
+    "Debian",
+    "Fedora",
+    "FreeBSD",
+    "OpenBSD",
 }
 
 
@@ -68,11 +65,13 @@ class Device:
     """What a user agent says about the device a session was signed in from.
 
     :param browser: The browser's name, or ``None`` if unknown.
-    :param browser_version: Its major version (major.minor for Safari), if known.
+    :param browser_version: Its major version, if known.
     :param os: The operating system's name, or ``None`` if unknown.
     :param os_version: Its version, if the user agent tells it truthfully.
     :param kind: ``desktop``, ``phone``, ``tablet`` or ``other`` (a script, a bot,
         anything unknown): picks the icon.
+    :param model: The maker and model ("Samsung SM-S918B"), when the user agent
+        names a real one.
     """
 
     browser: str | None = None
@@ -80,6 +79,7 @@ class Device:
     os: str | None = None
     os_version: str | None = None
     kind: Kind = "other"
+    model: str | None = None
 
     @property
     def browser_label(self) -> str | None:
@@ -113,46 +113,52 @@ def parse_user_agent(user_agent: str | None) -> Device:
         when the app does not track user agents).
     :return: What could be told; unknown parts are ``None``. Never raises.
     """
-    if not user_agent:
+    if not user_agent or not user_agent.strip():
         return Device()
-    browser, browser_version = _browser(user_agent)
-    os, os_version, kind = _system(user_agent)
-    return Device(browser, browser_version, os, os_version, kind)
+    result = ua_parser.parse(user_agent)
+    browser = browser_version = os = os_version = model = None
+    if result.user_agent is not None:
+        family = result.user_agent.family
+        browser = _BROWSER_NAMES.get(family, family)
+        browser_version = result.user_agent.major
+    system = result.os.family if result.os is not None else None
+    device = result.device
+    is_ipad = device is not None and device.family == "iPad"
+    if result.os is not None and system is not None:
+        os = "iPadOS" if system == "iOS" and is_ipad else _OS_NAMES.get(system, system)
+        if system in _VERSIONED_SYSTEMS:
+            os_version = _os_version(system, result.os.major, result.os.minor)
+    if device is not None and device.brand and device.model:
+        # "Generic_Android" and the like say nothing; Apple's models
+        # ("iPhone", "Mac") repeat what the system says.
+        if not device.brand.startswith(("Generic", "Spider")) and device.brand != "Apple":
+            model = f"{device.brand} {device.model}"
+    return Device(
+        browser, browser_version, os, os_version, _kind(user_agent, system, device), model
+    )
 
 
-def _browser(user_agent: str) -> tuple[str | None, str | None]:
-    for pattern, name in _BROWSERS:
-        match = pattern.search(user_agent)
-        if match is not None:
-            version = match.group(1)
-            return name, version.removesuffix(".0") if version else None
-    return None, None
+def _os_version(system: str, major: str | None, minor: str | None) -> str | None:
+    if major is None:
+        return None
+    if system == "Windows":
+        if major == "10":
+            return None  # Windows 10 or 11: the user agent cannot tell
+        return f"{major}.{minor}" if minor else major
+    return f"{major}.{minor}" if minor and minor != "0" else major
 
 
-def _system(user_agent: str) -> tuple[str | None, str | None, Kind]:
-    # Apple's mobile systems first: their user agents also say "like Mac OS X".
-    match = re.search(r"\b(iPhone|iPod|iPad)\b.*?\bOS (\d+)(?:_(\d+))?", user_agent)
-    if match is not None:
-        device, major, minor = match.groups()
-        version = f"{major}.{minor}" if minor and minor != "0" else major
-        if device == "iPad":
-            return "iPadOS", version, "tablet"
-        return "iOS", version, "phone"
-    match = re.search(r"\bAndroid(?: (\d+(?:\.\d+)?))?", user_agent)
-    if match is not None:
-        # Android tablets leave out "Mobile".
-        kind: Kind = "phone" if "Mobile" in user_agent else "tablet"
-        return "Android", match.group(1), kind
-    match = re.search(r"\bWindows NT (\d+\.\d+)", user_agent)
-    if match is not None:
-        return "Windows", _WINDOWS_RELEASES.get(match.group(1)), "desktop"
-    if "CrOS" in user_agent:
-        return "ChromeOS", None, "desktop"
-    if "Macintosh" in user_agent or "Mac OS X" in user_agent:
-        return "macOS", None, "desktop"
-    for distribution in ("Ubuntu", "Fedora", "Debian"):
-        if distribution in user_agent:
-            return distribution, None, "desktop"
-    if "Linux" in user_agent or "X11" in user_agent:
-        return "Linux", None, "desktop"
-    return None, None, "other"
+def _kind(user_agent: str, system: str | None, device: ua_parser.Device | None) -> Kind:
+    if device is not None:
+        if device.family == "Spider":
+            return "other"  # a crawler or a script
+        if device.family == "iPad" or "Tablet" in (device.brand or "") + device.family:
+            return "tablet"
+    if system == "iOS":
+        return "phone"
+    if system == "Android":
+        # Android phones' browsers say "Mobile"; tablets' leave it out.
+        return "phone" if "Mobile" in user_agent else "tablet"
+    if system in _DESKTOP_SYSTEMS:
+        return "desktop"
+    return "other"

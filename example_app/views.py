@@ -17,6 +17,7 @@ from flask import send_from_directory
 from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 from werkzeug.wrappers import Response
@@ -31,6 +32,7 @@ from flask_kitsession import with_delete_session
 from flask_kitsession import with_new_session
 
 from . import formatting
+from . import notices
 from . import users
 from .user_agents import Device
 from .user_agents import parse_user_agent
@@ -131,7 +133,7 @@ def devices() -> ResponseReturnValue:
     ]
     # The current device first, then the others, most recently seen first.
     rows.sort(key=lambda row: not row.current)
-    return render_template("devices.html", rows=rows)
+    return render_template("devices.html", rows=rows, notices=notices.take_notices())
 
 
 @bp.post("/devices/sign-out-others")
@@ -178,6 +180,16 @@ def error_page(error: HTTPException) -> ResponseReturnValue:
     response.content_type = "text/html; charset=utf-8"
     response.status_code = code
     return response
+
+
+@bp.app_errorhandler(CSRFError)
+def stale_form(error: CSRFError) -> ResponseReturnValue:
+    """A form whose token is not the session's (Flask-WTF's ``CSRFProtect``):
+    another site's, or one shown to a session that has ended since. Flask-WTF
+    says which ("The CSRF tokens do not match."); a person needs what to do.
+    """
+    error.description = "The form expired or did not come from this site. Please try again."
+    return error_page(error)
 
 
 @bp.app_errorhandler(500)

@@ -17,6 +17,7 @@ from .helpers import current_session
 from .helpers import get_all_sessions
 from .helpers import get_session
 from .helpers import get_sessions_for_user
+from .helpers import purge_expired
 from .helpers import refresh_authentication
 from .helpers import regenerate
 from .helpers import remove_all_sessions_for_user
@@ -28,6 +29,10 @@ from .interface import KitSessionInterface
 from .models import metadata
 from .session import ServerSession
 from .settings import Settings
+from .signals import session_authenticated
+from .signals import session_created
+from .signals import session_revoked
+from .signals import session_rotated
 from .stores import MemoryStore
 from .stores import RedisStore
 from .stores import SessionRecord
@@ -57,11 +62,16 @@ __all__ = [
     "get_session",
     "get_sessions_for_user",
     "metadata",
+    "purge_expired",
     "refresh_authentication",
     "regenerate",
     "remove_all_sessions_for_user",
     "remove_session",
     "remove_session_cookie",
+    "session_authenticated",
+    "session_created",
+    "session_revoked",
+    "session_rotated",
     "set_session",
     "set_session_cookie",
     "with_delete_session",

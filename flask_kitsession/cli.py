@@ -14,7 +14,10 @@ import click
 from flask.cli import AppGroup
 
 from . import migrate
-from .models import utc_now
+from .helpers import purge_expired
+from .helpers import remove_all_sessions_for_user
+from .helpers import remove_session
+from .signals import ADMIN
 from .state import get_state
 from .stores import SessionRecord
 from .stores import SessionStore
@@ -78,10 +81,8 @@ def cleanup(batch_size: int) -> None:
     if not state.store.needs_purge:
         click.echo(f"Nothing to do: {type(state.store).__name__} expires sessions by itself.")
         return
-    # The database's own clock, unless the app runs on a clock of its own (tests).
-    now = None if state.clock is utc_now else state.clock()
     counter = _Progress(sys.stdout.isatty())
-    count = state.store.purge_expired(now, batch_size=batch_size, progress=counter.add)
+    count = purge_expired(batch_size=batch_size, progress=counter.add)
     counter.done()
     # A plain number: scripts read this line.
     click.echo(f"Deleted {count} expired {_plural(count, 'session')}.")
@@ -148,6 +149,14 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     )
 
 
+def _printable(text: str) -> str:
+    """``text`` with every character a terminal would act on (escape
+    sequences, control characters) shown as ``?``: user agents and addresses
+    come from clients.
+    """
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def _rows(records: t.Iterable[SessionRecord], now: datetime, *, full_ids: bool) -> list[list[str]]:
     rows = []
     for record in records:
@@ -155,12 +164,12 @@ def _rows(records: t.Iterable[SessionRecord], now: datetime, *, full_ids: bool) 
         rows.append(
             [
                 record.id if full_ids else record.id[:SHORT_ID],
-                "-" if record.user_id is None else str(record.user_id),
+                "-" if record.user_id is None else _printable(str(record.user_id)),
                 f"{record.created_at:%Y-%m-%d %H:%M}",
                 f"{_ago(now - record.last_seen_at)} ago",
                 f"in {_ago(expires)}" if expires.total_seconds() > 0 else "expired",
-                record.ip_address or "-",
-                _cut(record.user_agent or "-", 40),
+                _printable(record.ip_address or "-"),
+                _cut(_printable(record.user_agent or "-"), 40),
             ]
         )
     return rows
@@ -250,7 +259,7 @@ def revoke(user_id: str | None, session_id: str | None) -> None:
     now = state.clock()
     if user_id is not None:
         records = list(store.iterate(user_id=user_id))
-        count = store.delete_all_for_user(user_id)
+        count = remove_all_sessions_for_user(user_id, reason=ADMIN)
         # Sessions created between the listing and the delete are revoked too.
         shown = records if count >= len(records) else []
         if shown:
@@ -259,7 +268,7 @@ def revoke(user_id: str | None, session_id: str | None) -> None:
         return
     assert session_id is not None
     record = _find_session(store, session_id.strip().lower())
-    if not store.delete(record.id):
+    if not remove_session(record.id, reason=ADMIN):
         raise click.ClickException(f"Session {record.id} was deleted meanwhile.")
     click.echo(_table(HEADERS, _rows([record], now, full_ids=True)))
     click.echo(f"Revoked session {record.id}.")

@@ -8,6 +8,7 @@ import typing as t
 from datetime import timedelta
 
 from flask import abort
+from flask import current_app
 from flask import redirect
 from flask import request
 from flask import url_for
@@ -17,6 +18,18 @@ from .session import current_server_session
 from .state import get_state
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+def _load_flask_login_user() -> None:
+    """Let Flask-Login load the request's user, if the app uses it: its
+    session protection may find the login is not fresh (a cookie replayed from
+    another browser) and say so in the session, which is read next.
+    """
+    if getattr(current_app, "login_manager", None) is None:
+        return
+    from flask_login import current_user
+
+    current_user._get_current_object()
 
 
 def with_new_session(view: F) -> F:
@@ -143,6 +156,7 @@ def fresh_login_required(
     limit = max_age
 
     def is_fresh() -> bool:
+        _load_flask_login_user()
         session = current_server_session()
         if dict.get(session, FRESH_KEY) is False:
             return False  # Flask-Login says so: a remember cookie, say

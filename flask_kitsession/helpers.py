@@ -12,11 +12,17 @@ from flask import current_app
 from flask import session as flask_session
 from werkzeug.wrappers import Response
 
+from . import notify
 from . import tokens
 from .interface import get_interface
+from .models import utc_now
 from .session import current_server_session
 from .session import request_server_session
 from .session import ServerSession
+from .signals import ADMIN
+from .signals import CREDENTIALS_CHANGED
+from .signals import EXPIRED
+from .signals import SIGN_OUT_OTHERS
 from .state import get_state
 
 #: :data:`flask.session`, typed as the :class:`ServerSession` it is under
@@ -99,6 +105,8 @@ def get_all_sessions(
     """
     interface = get_interface()
     now = None if include_expired else interface.clock()
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     for record in interface.store.iterate(now=now, batch_size=batch_size):
         yield interface.make_session(record)
 
@@ -150,22 +158,45 @@ def set_session(session: ServerSession, data: t.Mapping[str, t.Any]) -> bool:
     return interface.persist(session)
 
 
-def remove_session(session: ServerSession | str) -> bool:
+def remove_session(session: ServerSession | str, *, reason: str | None = None) -> bool:
     """Delete a session (an object or an id). If it is the current request's,
     its cookie is expired too.
 
+    :param session: The session, or its id.
+    :param reason: The ``reason`` of :data:`~flask_kitsession.signals.session_revoked`;
+        by default ``"logout"`` for the current session and ``"admin"`` for
+        another one.
     :return: Whether the session existed.
 
     .. versionadded:: 0.1
     """
+    if reason is not None:
+        notify.check_reason(reason)
     session_id = _session_id(session)
+    if not tokens.is_session_id(session_id):
+        return False  # not an id at all (edited in a form, say): no such session
     current = _is_current(session_id)
+    user_id = notify.owner_of(session, current)
     if current is not None:
+        # Deleted when the request's session is saved: a request that fails
+        # (5xx) keeps the session, as it keeps every other change.
         current.lifecycle.end(current)
-    return get_state().store.delete(session_id)
+        if reason is not None:
+            # Told when the save deletes it (a 5xx keeps it, and tells nothing).
+            notify.end_reason(session_id, reason)
+        return True
+    removed = get_state().store.delete(session_id)
+    if removed:
+        notify.revoked(user_id=user_id, session_id=session_id, count=1, reason=reason or ADMIN)
+    return removed
 
 
-def remove_all_sessions_for_user(user_id: t.Any, session: ServerSession | str | None = None) -> int:
+def remove_all_sessions_for_user(
+    user_id: t.Any,
+    session: ServerSession | str | None = None,
+    *,
+    reason: str = SIGN_OUT_OTHERS,
+) -> int:
     """Delete every session of ``user_id`` except ``session``: "sign out from
     all other devices". One indexed ``DELETE`` on SQL stores.
 
@@ -174,20 +205,29 @@ def remove_all_sessions_for_user(user_id: t.Any, session: ServerSession | str | 
         sessions store it (``current_session.user_id``).
     :param session: The session to keep (an object or an id), usually the
         current one; ``None`` deletes them all.
+    :param reason: The ``reason`` of :data:`~flask_kitsession.signals.session_revoked`.
     :return: How many sessions were deleted.
     :raises ValueError: if ``user_id`` is ``None`` (an anonymous session has
         no other devices).
 
     .. versionadded:: 0.1
     """
+    notify.check_reason(reason)
     if user_id is None:
         raise ValueError(
             "user_id is None: the session is not linked to a user, so there are"
             " no other devices to sign out."
         )
     keep = None if session is None else _session_id(session)
+    if keep is not None and not tokens.is_session_id(keep):
+        raise ValueError(
+            f"{keep!r} is not a session id (the id of the session to keep): nothing was removed."
+        )
     store = get_state().store
-    return store.delete_all_for_user(store.user_id_of(user_id), keep=keep)
+    user_id = store.user_id_of(user_id)
+    count = store.delete_all_for_user(user_id, keep=keep)
+    notify.revoked_for_user(user_id, count, reason)
+    return count
 
 
 def regenerate() -> None:
@@ -214,7 +254,7 @@ def credentials_changed(session: ServerSession | None = None) -> int:
     """
     if session is None:
         session = current_server_session()
-    revoked = remove_all_sessions_for_user(session.user_id, session)
+    revoked = remove_all_sessions_for_user(session.user_id, session, reason=CREDENTIALS_CHANGED)
     session.regenerate()
     return revoked
 
@@ -243,6 +283,15 @@ def set_session_cookie(response: Response, session: ServerSession) -> Response:
         raise ValueError("Store the session first (create_session() does).")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     get_interface(app).set_cookie(app, response, session)
+    current = request_server_session()
+    if current is not None and current is not session:
+        # The browser is handed this session: the request's own session
+        # becomes it (what the view writes next goes into it, and the end of
+        # the request sets its cookie, not the old one's).
+        previous = current.lifecycle.origin
+        current.lifecycle.adopt(current, session)
+        if previous is not None and previous.id != session.record.id:
+            get_state().store.delete(previous.id)
     return response
 
 
@@ -254,3 +303,32 @@ def remove_session_cookie(response: Response) -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     get_interface(app).remove_cookie(app, response)
     return response
+
+
+def purge_expired(
+    *, batch_size: int = 1000, progress: t.Callable[[int], None] | None = None
+) -> int:
+    """Delete the current app's expired sessions, ``batch_size`` at a time:
+    what ``flask kitsession cleanup`` runs, for a job of your own.
+
+    After each batch that deleted sessions,
+    :data:`~flask_kitsession.signals.session_revoked` is sent with its count
+    and the reason ``"expired"``. Stores that expire sessions by themselves
+    (Redis) delete nothing here and send nothing.
+
+    :param batch_size: Sessions deleted per transaction.
+    :param progress: Called after each batch with how many it deleted.
+    :return: How many sessions were deleted.
+
+    .. versionadded:: 0.1
+    """
+    state = get_state()
+    # The database's own clock, unless the app runs on a clock of its own (tests).
+    now = None if state.clock is utc_now else state.clock()
+
+    def batch_done(count: int) -> None:
+        notify.revoked(user_id=None, session_id=None, count=count, reason=EXPIRED)
+        if progress is not None:
+            progress(count)
+
+    return state.store.purge_expired(now, batch_size=batch_size, progress=batch_done)

@@ -17,6 +17,7 @@ from flask.sessions import SessionInterface
 from flask.sessions import SessionMixin
 from werkzeug.wrappers import Response
 
+from . import notify
 from . import requestinfo
 from . import tokens
 from .cookies import CookieSigner
@@ -249,11 +250,15 @@ class KitSessionInterface(SessionInterface):
         cookie (when there is a response). Return ``False`` if the stored
         session turned out to be gone: deleted or revoked while the request
         ran, it stays gone and its cookie is removed.
+
+        Then the signals of :mod:`flask_kitsession.signals` tell what the
+        store did.
         """
         store = self.store
         action = outcome.action
         record = outcome.record
         done = True
+        deleted = False
         if action is Action.CREATE:
             assert record is not None
             if record.user_id is not None:
@@ -272,20 +277,29 @@ class KitSessionInterface(SessionInterface):
                 ip_address=record.ip_address,
             )
         elif action is Action.DELETE and outcome.target is not None:
-            store.delete(outcome.target)
+            deleted = store.delete(outcome.target)
         lifecycle = session.lifecycle
         if not done:
+            # Deleted, revoked or renamed by another request meanwhile: it
+            # stays gone. Its cookie is left alone: a request that crossed a
+            # login or a new token of the same browser must not expire the
+            # new cookie, and the old one names nothing anymore.
             lifecycle.gone()
-            if app is not None and response is not None:
-                self.remove_cookie(app, response)
             return False
+        news = None
         if action is not Action.NOTHING:
+            if action is not Action.TOUCH:
+                # Signals tell what the store did, once it has: gathered
+                # while the lifecycle still knows why, sent last.
+                news = notify.store_changed(session, outcome, deleted=deleted)
             lifecycle.stored(outcome)
         if app is not None and response is not None:
             if outcome.cookie is CookieAction.SET:
                 self.set_cookie(app, response, session)
             elif outcome.cookie is CookieAction.REMOVE:
                 self.remove_cookie(app, response)
+        if news is not None:
+            news.send(app)
         return True
 
     # -- cookies ----------------------------------------------------------------

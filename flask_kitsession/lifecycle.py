@@ -133,19 +133,21 @@ class SessionLifecycle:
 
     # Class-level defaults: a request that only reads its session sets none.
 
-    #: The origin is superseded: a new session (or none) follows it.
+    #: The session started over (a link changed, a login, a logout): it gets
+    #: a new token. Whether it is a new session or the origin under a new
+    #: token is decided at the end (see :meth:`decide`).
     replaced = False
-    #: A new session continues the origin's link to the same user: it keeps
-    #: its ``created_at`` (the absolute timeout) and ``authenticated_at``.
-    continues_origin = False
-    #: The linked user was linked by this request.
-    linked_here = False
-    #: The app authenticated the linked user in this request.
+    #: The session was ended (a logout): nothing of the origin continues.
+    ended = False
+    #: The app authenticated the linked user in this request (a login, or
+    #: :meth:`authenticate`), as opposed to a view that merely wrote a key.
     authenticated = False
     #: The session gets a new token, keeping its data (``regenerate()``).
     rotate = False
     #: Not loaded (a static file, or the store failed): never saved.
     skip_save = False
+    #: Send the cookie even if nothing changed (a session handed over).
+    resend = False
     #: How many logins (``with_new_session`` views) are running.
     login_depth = 0
     #: A login running now has started the session over already.
@@ -216,18 +218,23 @@ class SessionLifecycle:
             self._user_ready = True
         return self._user
 
+    def is_new_link(self) -> bool:
+        """Whether the request ends with another link than the session began
+        with: another user, a user where there was none, or a user after a
+        logout. That is a login, whatever wrote the key.
+        """
+        origin = self.origin
+        return origin is None or self.ended or self.linked != origin.user_id
+
     def is_fresh_at(self, now: datetime) -> datetime | None:
         """When the linked user last authenticated, as it will be stored:
         now, if they did in this request.
         """
         if self.linked is None:
             return None
-        if self.authenticated:
+        if self.authenticated or self.is_new_link():
             return now
-        if self.replaced:
-            origin = self.origin
-            return origin.authenticated_at if self.continues_origin and origin else None
-        return self.record.authenticated_at if self.record is not None else None
+        return self.origin.authenticated_at if self.origin is not None else None
 
     # -- transitions ------------------------------------------------------------
 
@@ -268,17 +275,23 @@ class SessionLifecycle:
         user = self.user_from(session)
         if user != self.linked:
             self.start_over(session, user)
+            if user is not None and self.login_depth:
+                self.authenticated = True
         elif wrote and user is not None and self.login_depth and not self.login_started_over:
-            # A login of the user already linked: a new session all the same.
+            # A login of the user already linked: it starts over all the same.
             self.start_over(session, user)
+            self.authenticated = True
 
     def start_over(self, session: ServerSession, user: t.Any) -> None:
-        """Make the session a new one (a new token) linked to ``user``.
+        """Start the session over (a new token), linked to ``user``.
 
-        What follows into it: the keys this request wrote, and the keys of
+        What follows: the keys this request wrote, and the keys of
         ``KITSESSION_CARRY_OVER_KEYS`` when the session was anonymous or was
-        already ``user``'s (never from one user to another). The stored
-        session is deleted when the new one is saved.
+        already ``user``'s (never from one user to another). At the end of the
+        request it becomes a new session, replacing the origin, if it is
+        linked to another user than the origin was (or the session was ended);
+        else it is the origin under a new token, with the origin's clocks, and
+        stays gone if the origin was revoked meanwhile.
         """
         previous = self.linked
         settings = self.context.settings
@@ -287,12 +300,9 @@ class SessionLifecycle:
         for key in list(session):
             if key not in written and not (carries and settings.carries(key)):
                 dict.__delitem__(session, key)
-        same_user = user is not None and previous == user
-        self.continues_origin = same_user and (self.continues_origin or not self.replaced)
         self.replaced = True
         self.linked = user
-        self.linked_here = user is not None
-        self.authenticated = user is not None
+        self.authenticated = False
         self.rotate = False
         self.record = None
         self.token = None
@@ -306,7 +316,7 @@ class SessionLifecycle:
         """
         if self.linked is None:
             return
-        if not self.linked_here:
+        if not self.replaced:
             self.start_over(session, self.linked)
         self.authenticated = True
 
@@ -329,15 +339,31 @@ class SessionLifecycle:
         dict.clear(session)
         dict.update(session, kept)
         self.replaced = True
-        self.continues_origin = False
+        self.ended = True
         self.linked = None
-        self.linked_here = False
         self.authenticated = False
         self.rotate = False
         self.record = None
         self.token = None
         self.written = set(kept) if kept else None
         session.modified = True
+
+    def adopt(self, session: ServerSession, other: ServerSession) -> None:
+        """Become ``other``, a stored session handed to the browser in this
+        request (:func:`~flask_kitsession.set_session_cookie`): its data, user
+        and token; its cookie is set at the end of the request.
+        """
+        theirs = other.lifecycle
+        dict.clear(session)
+        dict.update(session, other)
+        self.origin = self.record = theirs.record
+        self.token = theirs.token
+        self.linked = theirs.linked
+        self.cookie = CookieState.VALID
+        self.replaced = self.ended = self.rotate = self.authenticated = False
+        self.written = None
+        self.resend = True
+        session.modified = False
 
     def regenerate(self) -> None:
         """Give the stored session a new token at the end of the request,
@@ -380,28 +406,44 @@ class SessionLifecycle:
     def decide(self, session: ServerSession, now: datetime, *, refresh_cookie: bool) -> Outcome:
         """Decide what the end of the request does with the session.
 
+        - A request that ends with another link than the session began with
+          (:meth:`is_new_link`) stores a new session replacing the origin: a
+          new token, new clocks.
+        - A request that started the session over but ends linked to the same
+          user (a re-login, a key removed and written again) renames the
+          origin to a new token: its clocks continue, and a revoked origin
+          stays gone.
+        - Otherwise the origin is updated if the data changed, renamed if it
+          must get a new token (:meth:`regenerate`, :meth:`authenticate`), or
+          touched once per touch interval.
+
+        No response expires the session cookie unless the request ended or
+        emptied the session: a request that crosses another one's new token
+        (a login, a rotation) never signs the browser out.
+
         :param refresh_cookie: Re-send a permanent session's cookie on every
             response (``SESSION_REFRESH_EACH_REQUEST``).
         :raises SessionDataError: if the data can never be stored; nothing
             has been written then.
         """
         origin = self.origin
-        if self.replaced or origin is None:
+        if origin is None or self.is_new_link():
             return self._decide_new(session, now)
-        settings = self.context.settings
         if not session:
-            if session.modified:
+            if session.modified or self.replaced:
                 # Emptied, like session.clear(): nothing is left to keep.
                 return Outcome(Action.DELETE, CookieAction.REMOVE, target=origin.id)
             return self._decide_unchanged(session, now, refresh_cookie=refresh_cookie)
         fresh = self._fresh(session)
-        if not (fresh or self.rotate or session.modified):
+        renamed = fresh or self.rotate or self.replaced
+        if not (renamed or session.modified):
             return self._decide_unchanged(session, now, refresh_cookie=refresh_cookie)
         self._check_size(session)
+        settings = self.context.settings
         token = None
         session_id = origin.id
-        if fresh or self.rotate:
-            token = tokens.new_token()
+        if renamed:
+            token = self.token if self.replaced and self.token else tokens.new_token()
             session_id = tokens.session_id_for(token)
         # The expiry slides once per touch interval, by writes as by reads.
         # Between, a write leaves last_seen_at and the indexed expires_at as
@@ -434,22 +476,19 @@ class SessionLifecycle:
         origin = self.origin
         target = origin.id if origin is not None else None
         if not session:
-            if target is not None or self.cookie is CookieState.DEAD:
-                cookie = CookieAction.REMOVE
-            elif self.cookie is CookieState.UNVERIFIED and session.modified:
+            if target is not None or (
+                self.cookie is not CookieState.ABSENT and (session.modified or self.replaced)
+            ):
+                # The request ended or emptied the session.
                 cookie = CookieAction.REMOVE
             else:
                 cookie = CookieAction.KEEP
             action = Action.DELETE if target is not None else Action.NOTHING
             return Outcome(action, cookie, target=target)
         self._check_size(session)
-        fresh = self._fresh(session)
-        if self.continues_origin and origin is not None:
-            created_at = origin.created_at
-            authenticated_at = now if fresh else origin.authenticated_at
-        else:
-            created_at = now
-            authenticated_at = now if fresh else None
+        # A new link is a login, whoever wrote the key: fresh unless
+        # Flask-Login says otherwise (a remember cookie, fresh=False).
+        fresh = self.linked is not None and dict.get(session, FRESH_KEY) is not False
         if self.token is None:
             self.token = tokens.new_token()
         context = self.context
@@ -457,11 +496,11 @@ class SessionLifecycle:
             id=tokens.session_id_for(self.token),
             data=dict(session),
             user_id=self.linked,
-            created_at=created_at,
+            created_at=now,
             updated_at=now,
             last_seen_at=now,
-            expires_at=context.settings.expires_at(created_at, now),
-            authenticated_at=authenticated_at,
+            expires_at=context.settings.expires_at(now, now),
+            authenticated_at=now if fresh else None,
             user_agent=context.user_agent(),
             ip_address=context.client_address(),
         )
@@ -475,8 +514,10 @@ class SessionLifecycle:
         origin = self.origin
         assert origin is not None
         settings = self.context.settings
-        resend = self.cookie is CookieState.OLD_KEY or (
-            refresh_cookie and bool(dict.get(session, "_permanent", False))
+        resend = (
+            self.resend
+            or self.cookie is CookieState.OLD_KEY
+            or (refresh_cookie and bool(dict.get(session, "_permanent", False)))
         )
         if not settings.touch_due(origin.last_seen_at, now):
             return _RESEND if resend else _UNCHANGED
@@ -510,8 +551,7 @@ class SessionLifecycle:
             if outcome.token is not None:
                 self.token = outcome.token
         self.origin = self.record
-        self.replaced = self.continues_origin = self.rotate = self.authenticated = False
-        self.linked_here = False
+        self.replaced = self.ended = self.rotate = self.authenticated = self.resend = False
         self.written = None
 
     def gone(self) -> None:
@@ -520,4 +560,4 @@ class SessionLifecycle:
         """
         self.record = self.origin = None
         self.token = None
-        self.replaced = self.continues_origin = self.rotate = self.authenticated = False
+        self.replaced = self.ended = self.rotate = self.authenticated = False

@@ -46,6 +46,7 @@ import uuid
 from base64 import b64decode
 from base64 import b64encode
 from datetime import datetime
+from datetime import timezone
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
@@ -311,10 +312,25 @@ def _encode_datetime(value: datetime) -> dict[str, t.Any]:
         # instant (adding a day keeps to the zone's clock, DST included).
         wall = value.replace(tzinfo=None, fold=0).isoformat()
         return {TAG_DATETIME: [wall, zone.key, value.fold]}
+    if zone is not None and not _is_plain_offset(zone):
+        raise _Refused(
+            f"its tzinfo {zone!r} would be read back as a bare UTC offset: use a"
+            " zoneinfo.ZoneInfo zone, or datetime.timezone(offset) without a name"
+        )
     if value.fold:
         return {TAG_DATETIME: [value.replace(fold=0).isoformat(), None, 1]}
     # Naive, or with a fixed UTC offset that isoformat() keeps.
     return {TAG_DATETIME: value.isoformat()}
+
+
+def _is_plain_offset(zone: t.Any) -> bool:
+    """Whether ``zone`` is a ``datetime.timezone`` that reading its UTC
+    offset back makes again: one without a name of its own.
+    """
+    if type(zone) is not timezone:
+        return False
+    offset = zone.utcoffset(None)
+    return zone == timezone(offset) and zone.tzname(None) == timezone(offset).tzname(None)
 
 
 def _why_not(value: t.Any) -> str:

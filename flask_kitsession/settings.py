@@ -8,6 +8,7 @@ Flask has no word for. They are read once, when ``init_app`` runs.
 
 from __future__ import annotations
 
+import math
 import typing as t
 from dataclasses import dataclass
 from datetime import datetime
@@ -129,6 +130,10 @@ DOCUMENTATION: dict[str, str] = {
 }
 
 
+#: The longest timeout or interval: about a thousand years.
+MAX_DURATION = timedelta(days=365_000)
+
+
 def _duration(
     config: t.Mapping[str, t.Any], key: str, *, optional: bool = False
 ) -> timedelta | None:
@@ -136,11 +141,22 @@ def _duration(
     if value is None and optional:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = timedelta(seconds=value)
+        if not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number of seconds, got {value!r}.")
+        try:
+            value = timedelta(seconds=value)
+        except OverflowError:
+            raise ValueError(
+                f"{key} must be at most {MAX_DURATION.days} days, got {value!r} seconds."
+            ) from None
     if not isinstance(value, timedelta):
         raise TypeError(f"{key} must be a timedelta or a number of seconds, got {value!r}.")
     if value <= timedelta(0):
         raise ValueError(f"{key} must be positive, got {value!r}.")
+    if value > MAX_DURATION:
+        # Expiry times are computed from it: beyond this, they would not fit
+        # in a datetime.
+        raise ValueError(f"{key} must be at most {MAX_DURATION.days} days, got {value!r}.")
     return value
 
 
@@ -199,7 +215,9 @@ class Settings:
             idle = _duration(config, "PERMANENT_SESSION_LIFETIME")
         assert idle is not None
         max_size = config["KITSESSION_MAX_DATA_SIZE"]
-        if max_size is not None and (not isinstance(max_size, int) or max_size <= 0):
+        if max_size is not None and (
+            not isinstance(max_size, int) or isinstance(max_size, bool) or max_size <= 0
+        ):
             raise ValueError(
                 f"KITSESSION_MAX_DATA_SIZE must be a positive int or None, got {max_size!r}."
             )
@@ -212,6 +230,13 @@ class Settings:
                 'KITSESSION_CARRY_OVER_KEYS must be a list of keys, or "*" for all of them,'
                 f" not the string {keys!r}."
             )
+        elif not isinstance(keys, (list, tuple, set, frozenset)):
+            raise TypeError(
+                'KITSESSION_CARRY_OVER_KEYS must be a list of keys, or "*" for all of them,'
+                f" not {keys!r}."
+            )
+        elif not all(isinstance(key, str) for key in keys):
+            raise TypeError(f"KITSESSION_CARRY_OVER_KEYS must hold strings, not {keys!r}.")
         touch = _duration(config, "KITSESSION_TOUCH_INTERVAL")
         assert touch is not None
         user_id_keys = config["KITSESSION_USER_ID_KEYS"]

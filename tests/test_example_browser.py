@@ -176,6 +176,33 @@ def test_sign_out_one_device_from_the_list(browser: Browser, example_server: Loc
             assert session_cookie(laptop_context) is None
 
 
+def test_a_new_sign_in_is_told_on_the_other_devices(
+    browser: Browser, example_server: LocalServer, tmp_path: Path
+) -> None:
+    with laptop(browser, example_server) as laptop_context:
+        with phone(browser, example_server) as phone_context:
+            on_laptop = laptop_context.new_page()
+            register(on_laptop, "ivy@example.com")
+            log_in(on_laptop, "ivy@example.com")
+            on_phone = phone_context.new_page()
+            log_in(on_phone, "ivy@example.com")
+
+            on_laptop.goto("/devices")
+            notice = on_laptop.get_by_role("note")
+            assert notice.count() == 1
+            text = notice.inner_text()
+            assert text.startswith("New sign-in: Chrome ") and " on Android 14, " in text
+            assert " UTC." in text and "Not you?" in text
+            on_laptop.screenshot(path=tmp_path / "new-sign-in.png", full_page=True)
+            # Told once.
+            on_laptop.reload()
+            assert on_laptop.get_by_role("note").count() == 0
+            # The phone that signed in is not told of itself.
+            on_phone.goto("/devices")
+            assert on_phone.get_by_role("note").count() == 0
+            assert on_phone.locator("li.device").count() == 2
+
+
 def test_logout_clears_the_cookie(browser: Browser, example_server: LocalServer) -> None:
     with laptop(browser, example_server) as context:
         page = context.new_page()

@@ -109,10 +109,12 @@ def test_idle_timeout_is_enforced_on_the_server(
     clock.advance(seconds=idle.total_seconds() + 1)
     response = client.get("/get")
     assert response.json == {}
-    # The stale cookie is cleared, and a client that keeps it gets nothing.
-    assert session_cookie(client) is None
+    # A read leaves the stale cookie alone (it names nothing now), and a
+    # client that keeps it gets nothing, every time.
+    assert "Set-Cookie" not in response.headers
     client.set_cookie("session", cookie)  # type: ignore[arg-type]
     assert client.get("/get").json == {}
+    assert backend.rows() == [] or all(row["expires_at"] <= clock.now for row in backend.rows())
 
 
 def test_absolute_timeout_ends_a_session_in_constant_use(backend: Backend, clock: Clock) -> None:
@@ -216,7 +218,9 @@ def test_unknown_token_with_valid_signature_is_anonymous(
     backend.store.delete(backend.rows()[0]["id"])
     response = client.get("/get")
     assert response.json == {}
-    assert "session=;" in response.headers["Set-Cookie"]
+    # Left alone: a read that crosses another request's new token of the
+    # same browser must not expire the new cookie.
+    assert "Set-Cookie" not in response.headers
 
 
 def test_clearing_the_session_deletes_it(client: FlaskClient, backend: Backend, app: Flask) -> None:
@@ -246,8 +250,8 @@ def test_revoked_session_is_not_resurrected_by_an_in_flight_save(
 
     log_in(client, user_id)
     response = client.post("/slow-write")
+    assert response.status_code == 200
     assert backend.rows() == []
-    assert "session=;" in response.headers["Set-Cookie"]
     assert client.get("/me").json == {"user_id": None, "email": None}
 
 

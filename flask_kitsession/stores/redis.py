@@ -746,7 +746,16 @@ class RedisStore(SessionStore):
                 yield record
 
     def _scan_sessions(self, batch_size: int) -> t.Iterator[list[t.Any]]:
-        pattern = _glob_escape(self.session_key("")) + "*"
+        # Exactly the shape of this store's session keys, so that another
+        # store's keys under a longer prefix ("app" and "appsession:") are
+        # never taken for sessions.
+        pattern = (
+            _glob_escape(self.session_key(""))
+            + "\\{"
+            + "?" * TAG_LENGTH
+            + "\\}:"
+            + "?" * SESSION_ID_LENGTH
+        )
         pending: list[t.Any] = []
         with self._errors("list sessions"):
             keys = self.client.scan_iter(match=pattern, count=batch_size)
@@ -809,6 +818,10 @@ class RedisStore(SessionStore):
 
     def close(self) -> None:
         self.client.close()
+
+
+#: A session id is the 64 hex characters of a SHA-256.
+SESSION_ID_LENGTH = 64
 
 
 def _glob_escape(text: str) -> str:

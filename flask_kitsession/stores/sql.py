@@ -17,6 +17,7 @@ from sqlalchemy.orm import exc as orm_exc
 from sqlalchemy.orm import Mapper
 
 from .. import models
+from ..exceptions import SessionDataError
 from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
 from ..exceptions import UnknownUserError
@@ -36,6 +37,9 @@ from .sqlerrors import missing_driver_message
 from .sqlerrors import safe_reason
 
 logger = logging.getLogger("flask_kitsession")
+
+#: Room left in a MySQL/MariaDB packet for the rest of a session's statement.
+_PACKET_MARGIN = 64 * 1024
 
 #: The session columns read with every session, in this order.
 _SESSION_FIELDS = ("id", *STORED_FIELDS)
@@ -339,6 +343,8 @@ class SQLAlchemyStore(SessionStore):
         # MySQL/MariaDB lock ranges (InnoDB), which cleanup must avoid: see
         # purge_expired.
         self._locks_ranges = engine.dialect.name in ("mysql", "mariadb")
+        #: MySQL/MariaDB's max_allowed_packet, read at the first large write.
+        self._packet: int | None = None
         self._purging = (
             engine.execution_options(isolation_level="READ COMMITTED")
             if self._locks_ranges
@@ -560,8 +566,34 @@ class SQLAlchemyStore(SessionStore):
         record.user = user
         return record
 
+    def _encode(self, record: SessionRecord) -> t.Any:
+        """Return the session data as the data column stores it.
+
+        :raises SessionDataError: if the data cannot be stored, or is larger
+            than one statement may carry to the database (MySQL/MariaDB's
+            ``max_allowed_packet``), which would otherwise drop the connection.
+        """
+        value, text = self.serializer.dump(record.data)
+        if self._locks_ranges and len(text) * 4 + _PACKET_MARGIN > self._max_packet():
+            # Four bytes per character at worst (UTF-8), plus the statement.
+            raise SessionDataError(
+                f"The session data is {len(text)} characters of JSON, more than the"
+                f" database takes in one statement (max_allowed_packet ="
+                f" {self._max_packet()} bytes). Set KITSESSION_MAX_DATA_SIZE below it,"
+                " or raise max_allowed_packet on the server."
+            )
+        return value
+
+    def _max_packet(self) -> int:
+        if self._packet is None:
+            with self._errors("read max_allowed_packet"), self.engine.connect() as connection:
+                self._packet = int(
+                    connection.exec_driver_sql("SELECT @@max_allowed_packet").scalar() or 2**62
+                )
+        return self._packet
+
     def _changes(self, record: SessionRecord) -> dict[str, t.Any]:
-        value, _ = self.serializer.dump(record.data)
+        value = self._encode(record)
         return {
             "v_data": value,
             # Converted where it came in (user_id_from), not again here.
@@ -730,7 +762,7 @@ class SQLAlchemyStore(SessionStore):
         return values
 
     def create(self, record: SessionRecord, *, replaces: str | None = None) -> None:
-        value, _ = self.serializer.dump(record.data)
+        value = self._encode(record)
         row = {
             "id": record.id,
             "data": value,
