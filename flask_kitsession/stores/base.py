@@ -168,15 +168,14 @@ class SessionStore:
 
     def user_id_of(self, user: t.Any) -> t.Any:
         """Return the id sessions link ``user`` by: for a user object (one
-        with Flask-Login's ``get_id()``), the id it gives; for an id, the id.
-        Converted by :meth:`coerce_user_id` either way.
+        with Flask-Login's ``get_id()``), the id it gives; for an id, the id,
+        as given (a lookup converts it, and finds nothing for an id no user
+        can have).
 
         .. versionadded:: 0.1
         """
         get_id = getattr(user, "get_id", None)
-        if callable(get_id):
-            user = get_id()
-        return None if user is None else self.coerce_user_id(user)
+        return get_id() if callable(get_id) else user
 
     def check_login(self, user: t.Any) -> None:
         """Raise :exc:`UnknownUserError` if sessions cannot link ``user`` by
@@ -187,7 +186,9 @@ class SessionStore:
 
         .. versionadded:: 0.1
         """
-        self.user_id_of(user)
+        user_id = self.user_id_of(user)
+        if user_id is not None:
+            self.coerce_user_id(user_id)
 
     def check_user(self, user_id: t.Any) -> None:
         """Raise :exc:`UnknownUserError` if the store can tell that no user
