@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from .cli import kitsession_command
 from .interface import KitSessionInterface
 from .interface import STORE_ERROR_ENVIRON_KEY
+from .loaders import user_loader_for
 from .login import connect_signals
-from .login import load_user
 from .models import utc_now
 from .settings import DEFAULTS
 from .settings import Settings
@@ -151,6 +151,7 @@ class KitSession:
             engine,
             user_model=user_model,
             user_fields=app.config["KITSESSION_USER_FIELDS"],
+            user_id_column=app.config["KITSESSION_USER_ID_COLUMN"],
         )
 
     def _make_db_store(self, app: Flask) -> SQLAlchemyStore:
@@ -175,6 +176,7 @@ class KitSession:
             engine,
             user_model=user_model,
             user_fields=app.config["KITSESSION_USER_FIELDS"],
+            user_id_column=app.config["KITSESSION_USER_ID_COLUMN"],
             orm_session=lambda: db.session,
             metadata=db.metadata,
         )
@@ -206,9 +208,13 @@ class KitSession:
             login_manager = LoginManager(app)
             kitsession.init_login_manager(login_manager)
 
+        With Flask-Security, call it after ``Security(app, ...)`` with
+        ``security.login_manager``: what its own loader does besides loading
+        the user is kept (see :mod:`flask_kitsession.loaders`).
+
         :param login_manager: A :class:`flask_login.LoginManager`.
         """
-        login_manager.user_loader(load_user)
+        login_manager.user_loader(user_loader_for(login_manager))
 
 
 def _fail_if_unavailable() -> None:

@@ -115,9 +115,14 @@ def get_sessions_for_user(user_id: t.Any, *, include_expired: bool = False) -> l
     """Return the sessions of ``user_id``, most recently used first: the
     "your devices" list.
 
+    :param user_id: The user (an object with Flask-Login's ``get_id()``, such
+        as ``current_user``) or their id as sessions store it
+        (``current_session.user_id``).
+
     .. versionadded:: 0.1
     """
     interface = get_interface()
+    user_id = interface.store.user_id_of(user_id)
     now = None if include_expired else interface.clock()
     sessions = [
         interface.make_session(r) for r in interface.store.iterate(user_id=user_id, now=now)
@@ -195,7 +200,9 @@ def remove_all_sessions_for_user(
     """Delete every session of ``user_id`` except ``session``: "sign out from
     all other devices". One indexed ``DELETE`` on SQL stores.
 
-    :param user_id: Whose sessions to delete.
+    :param user_id: Whose sessions to delete: the user (an object with
+        Flask-Login's ``get_id()``, such as ``current_user``) or their id as
+        sessions store it (``current_session.user_id``).
     :param session: The session to keep (an object or an id), usually the
         current one; ``None`` deletes them all.
     :param reason: The ``reason`` of :data:`~flask_kitsession.signals.session_revoked`.
@@ -216,7 +223,9 @@ def remove_all_sessions_for_user(
         raise ValueError(
             f"{keep!r} is not a session id (the id of the session to keep): nothing was removed."
         )
-    count = get_state().store.delete_all_for_user(user_id, keep=keep)
+    store = get_state().store
+    user_id = store.user_id_of(user_id)
+    count = store.delete_all_for_user(user_id, keep=keep)
     notify.revoked_for_user(user_id, count, reason)
     return count
 

@@ -47,6 +47,9 @@ def connect_signals(app: Flask) -> None:
 
 
 def _logged_in(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
+    # Here, not when the session is saved: a user id sessions cannot link by
+    # fails at login_user(), saying which setting fixes it.
+    get_state(app).store.check_login(user)
     session = request_server_session()
     if session is not None:
         session.lifecycle.login(session)

@@ -26,6 +26,7 @@ from . import models
 from .state import get_state
 from .stores.sql import create_store_engine
 from .stores.sql import resolve_user_key
+from .stores.sql import resolve_user_link
 from .stores.sql import SQLAlchemyStore
 
 #: Alembic's version table for kitsession's own migration history.
@@ -46,8 +47,16 @@ class MigrationTarget:
     """
 
     metadata: sa.MetaData
+    #: The user table's primary key column.
     user_key: sa.Column[t.Any]
     owns_user_table: bool
+    #: The column sessions link users by; ``None`` for :attr:`user_key`.
+    user_link: sa.Column[t.Any] | None = None
+
+    @property
+    def link(self) -> sa.Column[t.Any]:
+        """The column sessions link users by."""
+        return self.user_key if self.user_link is None else self.user_link
 
     @property
     def table_names(self) -> frozenset[str]:
@@ -60,16 +69,24 @@ class MigrationTarget:
 
     @classmethod
     def for_store(cls, store: SQLAlchemyStore) -> MigrationTarget:
-        return cls(store.metadata, store.user_key, store.owns_user_table)
+        link = None if store.user_link is store.user_key else store.user_link
+        return cls(store.metadata, store.user_key, store.owns_user_table, link)
 
     @classmethod
-    def for_user_model(cls, user_model: t.Any = None) -> MigrationTarget:
+    def for_user_model(
+        cls, user_model: t.Any = None, user_id_column: str | None = None
+    ) -> MigrationTarget:
+        """The target for a user model (``None``: kitsession's own user
+        table), linking sessions as :class:`SQLAlchemyStore` would.
+        """
         if user_model is None:
             return cls(models.metadata, models.user_table.c.id, True)
         key = resolve_user_key(user_model)
+        found = resolve_user_link(key, user_id_column)
+        link = None if found is key else found
         metadata = sa.MetaData(naming_convention=models.NAMING_CONVENTION)
-        models.define_session_table(metadata, key)
-        return cls(metadata, key, False)
+        models.define_session_table(metadata, key, link)
+        return cls(metadata, key, False, link)
 
 
 def script_location() -> str:
@@ -348,8 +365,10 @@ def run_migrations(context: t.Any) -> None:
     config = context.config
     target = config.attributes.get("kitsession_target")
     if target is None:
-        user_model = context.get_x_argument(as_dictionary=True).get("user_model")
-        target = MigrationTarget.for_user_model(user_model)
+        x_arguments = context.get_x_argument(as_dictionary=True)
+        target = MigrationTarget.for_user_model(
+            x_arguments.get("user_model"), x_arguments.get("user_id_column")
+        )
         config.attributes["kitsession_target"] = target
     options: dict[str, t.Any] = {
         "target_metadata": target.metadata,

@@ -10,6 +10,10 @@ Apps with a user table of their own point the session table's foreign key (and
 the user JOIN) at it with ``KITSESSION_USER_MODEL``; kitsession then builds
 its session table with :func:`define_session_table` in a metadata of its own
 and creates no ``user`` table.
+
+Sessions link to users by the id Flask-Login stores (``get_id()``): the
+primary key, or another unique column (Flask-Security's ``fs_uniquifier``, a
+Flask-Login "alternative token"; see :func:`define_session_table`).
 """
 
 from __future__ import annotations
@@ -192,16 +196,30 @@ user_table = Table(
 )
 
 
-def define_session_table(target_metadata: MetaData, user_key: Column[t.Any]) -> Table:
+def define_session_table(
+    target_metadata: MetaData, user_key: Column[t.Any], user_link: Column[t.Any] | None = None
+) -> Table:
     """Define the session table in ``target_metadata``, its ``user_id`` a
-    foreign key to ``user_key`` (the primary key column of the user table).
+    foreign key to the user table.
 
-    The ``user_id`` column takes the type of ``user_key``, so a user table with
-    string or UUID keys works as well as one with integers.
+    The ``user_id`` column takes the type of the column it links to, so a user
+    table with string or UUID keys works as well as one with integers.
+
+    When sessions link by a column other than the primary key (``user_link``,
+    such as Flask-Security's ``fs_uniquifier``), the app changes that column's
+    value to sign a user out everywhere. The foreign key then says
+    ``ON UPDATE SET NULL``: the change never fails on the sessions that name
+    the old value, and unlinks them; a session whose data names a user but
+    whose link is gone is signed out when it is read (see
+    :meth:`~flask_kitsession.SQLAlchemyStore.get`). Deleting a user deletes
+    their sessions in both cases (``ON DELETE CASCADE``).
 
     :param target_metadata: Where the table is defined.
     :param user_key: The user table's primary key column.
+    :param user_link: The column sessions link users by, if not ``user_key``;
+        it must be unique.
     """
+    link = user_key if user_link is None else user_link
     return Table(
         SESSION_TABLE_NAME,
         target_metadata,
@@ -209,8 +227,12 @@ def define_session_table(target_metadata: MetaData, user_key: Column[t.Any]) -> 
         Column("id", String(64), primary_key=True),
         Column(
             "user_id",
-            user_key.type,
-            ForeignKey(user_key, ondelete="CASCADE"),
+            link.type,
+            ForeignKey(
+                link,
+                ondelete="CASCADE",
+                onupdate=None if link is user_key else "SET NULL",
+            ),
             nullable=True,
             index=True,
         ),

@@ -23,6 +23,7 @@ DEFAULTS: dict[str, t.Any] = {
     "KITSESSION_ENGINE_OPTIONS": {},
     "KITSESSION_USER_MODEL": None,
     "KITSESSION_USER_FIELDS": None,
+    "KITSESSION_USER_ID_COLUMN": None,
     "KITSESSION_IDLE_TIMEOUT": None,
     "KITSESSION_ABSOLUTE_TIMEOUT": None,
     "KITSESSION_TOUCH_INTERVAL": timedelta(seconds=60),
@@ -58,6 +59,12 @@ DOCUMENTATION: dict[str, str] = {
     "KITSESSION_USER_FIELDS": (
         "User columns loaded into ``session.user``. ``None``: every column whose"
         " name does not contain ``password``."
+    ),
+    "KITSESSION_USER_ID_COLUMN": (
+        "The unique column of the user table whose value ``get_id()`` returns (a"
+        " Flask-Login alternative token): sessions link users by it. ``None``:"
+        " ``fs_uniquifier`` if the table has it (Flask-Security), else the primary"
+        " key. See {doc}`flask-security`."
     ),
     "KITSESSION_IDLE_TIMEOUT": (
         "A session unused for this long expires (sliding expiry). A ``timedelta``"

@@ -33,7 +33,7 @@ class UserRowMixin:
 
     __slots__ = ()
 
-    #: The name of the field holding the user's primary key.
+    #: The name of the field holding the id sessions link the user by.
     _key_field: t.ClassVar[str] = "id"
 
     is_authenticated = True
@@ -57,7 +57,8 @@ class UserFactory:
 
     :param user_model: The mapped class, or ``None`` for named tuples.
     :param columns: The loaded columns, in the order of the values.
-    :param key: The user table's primary key column.
+    :param key: The column sessions link users by (the primary key, or the
+        one ``get_id()`` returns): ``get_id()`` of the named tuples gives it.
     :param orm_session: Returns the ORM session to attach users to; by
         default a Flask-SQLAlchemy model's own ``db.session``.
     """

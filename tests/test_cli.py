@@ -36,7 +36,7 @@ def test_db_upgrade_check_current_and_downgrade(empty_database: sa.Engine) -> No
     assert "base" in result.output
     result = runner.invoke(args=["kitsession", "db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "revision 0001" in result.output
+    assert "revision 0002" in result.output
     result = runner.invoke(args=["kitsession", "db", "check"])
     assert result.exit_code == 0 and "match" in result.output
     assert "session" in sa.inspect(empty_database).get_table_names()

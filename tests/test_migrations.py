@@ -109,7 +109,7 @@ def test_version_table_is_kitsessions_own(empty_database: sa.Engine) -> None:
             ("apps_own_head",)
         ]
         assert connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all() == [
-            ("0001",)
+            ("0002",)
         ]
 
 
@@ -131,7 +131,7 @@ def test_alembic_command_with_the_top_level_ini(tmp_path: Path) -> None:
     engine = sa.create_engine(url)
     assert table_names(engine) == {"user", "session", VERSION_TABLE}
     result = alembic_cli("current", env={"KITSESSION_DATABASE_URL": url})
-    assert result.returncode == 0 and "0001 (head)" in result.stdout, result.stderr
+    assert result.returncode == 0 and "0002 (head)" in result.stdout, result.stderr
     result = alembic_cli("-x", f"url={url}", "downgrade", "base")
     assert result.returncode == 0, result.stderr
     assert table_names(engine) == {VERSION_TABLE}
@@ -198,7 +198,7 @@ def test_offline_sql_script(tmp_path: Path) -> None:
     assert "JSONB" in result.stdout
 
 
-@pytest.mark.parametrize("revision", ["0001"])
+@pytest.mark.parametrize("revision", ["0001", "0002"])
 def test_every_revision_downgrades(empty_database: sa.Engine, revision: str) -> None:
     upgrade(empty_database)
     with empty_database.begin() as connection:

@@ -47,6 +47,7 @@ def test_wheel_contents(wheel: Path) -> None:
         "flask_kitsession/migrations/env.py",
         "flask_kitsession/migrations/script.py.mako",
         "flask_kitsession/migrations/versions/0001_initial.py",
+        "flask_kitsession/migrations/versions/0002_link_by_login_id.py",
     ):
         assert name in names
     assert not any("__pycache__" in name or name.startswith("tests/") for name in names)
@@ -98,7 +99,7 @@ def test_db_upgrade_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> Non
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "revision 0001" in result.stdout
+    assert "revision 0002" in result.stdout
     engine = sa.create_engine(f"sqlite:///{database}")
     assert {"user", "session", "kitsession_alembic_version"} <= set(
         sa.inspect(engine).get_table_names()

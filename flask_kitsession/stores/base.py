@@ -166,6 +166,30 @@ class SessionStore:
         except UnknownUserError:
             return NO_USER
 
+    def user_id_of(self, user: t.Any) -> t.Any:
+        """Return the id sessions link ``user`` by: for a user object (one
+        with Flask-Login's ``get_id()``), the id it gives; for an id, the id,
+        as given (a lookup converts it, and finds nothing for an id no user
+        can have).
+
+        .. versionadded:: 0.1
+        """
+        get_id = getattr(user, "get_id", None)
+        return get_id() if callable(get_id) else user
+
+    def check_login(self, user: t.Any) -> None:
+        """Raise :exc:`UnknownUserError` if sessions cannot link ``user`` by
+        the id Flask-Login stores for it (``user.get_id()``), naming the
+        setting that fixes it. Called by ``login_user()``, before anything is
+        written. The base class checks that the id converts to
+        :attr:`user_id_type`.
+
+        .. versionadded:: 0.1
+        """
+        user_id = self.user_id_of(user)
+        if user_id is not None:
+            self.coerce_user_id(user_id)
+
     def check_user(self, user_id: t.Any) -> None:
         """Raise :exc:`UnknownUserError` if the store can tell that no user
         has ``user_id``.

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import exc as orm_exc
+from sqlalchemy.orm import Mapper
 
 from .. import models
 from ..exceptions import SessionDataError
@@ -46,6 +48,9 @@ _SESSION_FIELDS = ("id", *STORED_FIELDS)
 assert _SESSION_FIELDS == tuple(
     f.name for f in dataclasses.fields(SessionRecord) if f.name != "user"
 ), "the session columns must be read in the order of SessionRecord's fields"
+
+#: A value a user object does not have.
+_MISSING: t.Any = object()
 
 
 def create_store_engine(url: str | sa.URL, **options: t.Any) -> Engine:
@@ -215,6 +220,60 @@ def resolve_user_key(user_model: t.Any) -> sa.Column[t.Any]:
     return key[0]
 
 
+#: The column that links sessions to users with no setting when the user
+#: table has it: Flask-Security's ``User.get_id()`` returns it.
+FLASK_SECURITY_ID_COLUMN = "fs_uniquifier"
+
+#: The setting that names the column sessions link users by.
+USER_ID_COLUMN_SETTING = "KITSESSION_USER_ID_COLUMN"
+
+
+def resolve_user_link(user_key: sa.Column[t.Any], column: str | None = None) -> sa.Column[t.Any]:
+    """Return the column of the user table that sessions link users by: the
+    one Flask-Login's ``get_id()`` returns.
+
+    :param user_key: The user table's primary key column.
+    :param column: The name of the column (``KITSESSION_USER_ID_COLUMN``);
+        ``None`` for ``fs_uniquifier`` if the table has it (Flask-Security),
+        else the primary key.
+    :raises ValueError: if the named column does not exist or is not unique:
+        a link must name one user.
+    """
+    table = user_key.table
+    assert isinstance(table, sa.Table)
+    if column is None:
+        found = table.columns.get(FLASK_SECURITY_ID_COLUMN)
+        if found is None or found is user_key or not _is_unique(table, found):
+            return user_key
+        return found
+    if column not in table.columns:
+        raise ValueError(
+            f"{USER_ID_COLUMN_SETTING} names {column!r}, which the user table"
+            f" {table.name!r} does not have (it has {list(table.columns.keys())})."
+        )
+    link = table.columns[column]
+    if link is not user_key and not _is_unique(table, link):
+        raise ValueError(
+            f"{USER_ID_COLUMN_SETTING} names {table.name}.{column}, which is not unique:"
+            " sessions link users by it, so it must name one user. Declare it"
+            " unique=True (a unique constraint or index)."
+        )
+    return link
+
+
+def _is_unique(table: sa.Table, column: sa.Column[t.Any]) -> bool:
+    if column.unique or list(table.primary_key.columns) == [column]:
+        return True
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint) and list(constraint.columns) == [column]:
+            return True
+    return any(index.unique and list(index.columns) == [column] for index in table.indexes)
+
+
+def _keep_old_value(user: t.Any, value: t.Any, old: t.Any, initiator: t.Any) -> t.Any:
+    return value
+
+
 def _import_string(path: str) -> t.Any:
     import importlib
 
@@ -250,6 +309,11 @@ class SQLAlchemyStore(SessionStore):
         own, such as Flask-SQLAlchemy's ``db.metadata``, so that the app's
         migrations include it) rather than in one of kitsession's. Needs
         ``user_model``.
+    :param user_id_column: The column of ``user_model`` that sessions link
+        users by: the one its ``get_id()`` returns (a Flask-Login
+        "alternative token"). ``None`` for ``fs_uniquifier`` when the table
+        has it (Flask-Security), else the primary key. See
+        :func:`resolve_user_link`.
     :param serializer: See :class:`SessionStore`.
 
     .. versionadded:: 0.1
@@ -263,6 +327,7 @@ class SQLAlchemyStore(SessionStore):
         user_fields: t.Sequence[str] | None = None,
         orm_session: t.Callable[[], t.Any] | None = None,
         metadata: sa.MetaData | None = None,
+        user_id_column: str | None = None,
         serializer: SessionSerializer | None = None,
     ) -> None:
         super().__init__(serializer=serializer)
@@ -292,35 +357,88 @@ class SQLAlchemyStore(SessionStore):
             self.session_table = models.session_table
             #: Whether kitsession owns (and migrates) the user table.
             self.owns_user_table = True
+            #: The user table's primary key column.
             self.user_key = models.user_table.c.id
+            #: The column sessions link users by (``session.user_id`` holds
+            #: its value): the primary key, or the column ``get_id()`` returns.
+            self.user_link = self.user_key
+            if user_id_column not in (None, self.user_key.name):
+                raise ValueError(
+                    f"{USER_ID_COLUMN_SETTING} names a column of the app's user table:"
+                    " set KITSESSION_USER_MODEL too."
+                )
         else:
             self.user_key = resolve_user_key(user_model)
+            self.user_link = resolve_user_link(self.user_key, user_id_column)
             if metadata is None:
                 metadata = sa.MetaData(naming_convention=models.NAMING_CONVENTION)
             self.metadata = metadata
-            self.session_table = models.define_session_table(self.metadata, self.user_key)
+            self.session_table = models.define_session_table(
+                self.metadata,
+                self.user_key,
+                None if self.user_link is self.user_key else self.user_link,
+            )
             self.owns_user_table = False
         self.user_table: sa.Table = self.user_key.table
         self.user_columns = self._user_columns(user_fields)
         #: Builds ``session.user`` from the loaded user columns.
         self.users = UserFactory(
-            user_model, self.user_columns, self.user_key, orm_session=orm_session
+            user_model, self.user_columns, self.user_link, orm_session=orm_session
         )
-        #: The key's type and range on this database: ids are converted to it
+        #: The link's type and range on this database: ids are converted to it
         #: where they come in (and 2**31 for a 32-bit key is no user's id).
-        self.user_key_type = UserKeyType.for_column(self.user_key, engine.dialect)
-        #: Where the key is among the loaded user columns, to compare ids
-        #: exactly (string keys only: a collation may find another spelling).
+        self.user_key_type = UserKeyType.for_column(self.user_link, engine.dialect)
+        #: Where the link is among the loaded user columns, to compare ids
+        #: exactly (string ids only: a collation may find another spelling).
         self._key_index: int | None = None
         if self.user_key_type.python_type is str:
             for index, column in enumerate(self.user_columns):
-                if column is self.user_key:
+                if column is self.user_link:
                     self._key_index = index
         self._collation_compares = self._key_index is not None and engine.dialect.name in (
             "mysql",
             "mariadb",
         )
         self._compile_statements()
+        self._sign_out_when_the_link_changes()
+
+    def _sign_out_when_the_link_changes(self) -> None:
+        """When the user model is a mapped class and sessions link by a column
+        other than the primary key, delete the sessions that name a user's old
+        value of it in the same flush that changes it (Flask-Security's
+        password change): at once, in the same transaction, on every
+        database, leaving no unlinked session behind.
+
+        The foreign key's ``ON UPDATE SET NULL`` and the JOIN in :meth:`get`
+        cover updates that bypass the ORM.
+        """
+        mapper = self.users.mapper
+        if mapper is None or self.user_link is self.user_key:
+            return
+        try:
+            key = mapper.get_property_by_column(self.user_link).key
+        except orm_exc.UnmappedColumnError:
+            return
+        # The old value must be known when the new one is set, even if the
+        # attribute had expired (after a commit): active history loads it.
+        event.listen(getattr(mapper.class_, key), "set", _keep_old_value, active_history=True)
+        delete = sa.delete(self.session_table).where(
+            self.session_table.c.user_id == sa.bindparam("old")
+        )
+
+        engine = self.engine
+
+        def before_update(mapper: Mapper[t.Any], connection: sa.Connection, user: t.Any) -> None:
+            if connection.engine is not engine and connection.engine.url != engine.url:
+                # The model written to another database, which has no session
+                # table of this store's.
+                return
+            history = sa.inspect(user).attrs[key].history
+            old = [value for value in history.deleted if value is not None]
+            if history.added and old:
+                connection.execute(delete, [{"old": value} for value in old])
+
+        event.listen(mapper, "before_update", before_update)
 
     def _user_columns(self, user_fields: t.Sequence[str] | None) -> list[sa.Column[t.Any]]:
         columns = self.user_table.columns
@@ -339,8 +457,12 @@ class SQLAlchemyStore(SessionStore):
         bind = sa.bindparam
         user_labels = [c.label(f"user__{c.name}") for c in self.user_columns]
         session_columns = [s.c[name] for name in _SESSION_FIELDS]
-        joined = s.outerjoin(self.user_table, self.user_key == s.c.user_id)
-        self._select = sa.select(*session_columns, *user_labels).select_from(joined)
+        link = self.user_link
+        joined = s.outerjoin(self.user_table, link == s.c.user_id)
+        # The link column as the JOIN found it: NULL when the session names
+        # no user (anymore), whichever user columns are loaded.
+        found = link.label("user__link__")
+        self._select = sa.select(*session_columns, found, *user_labels).select_from(joined)
         by_id = s.c.id == bind("current_id")
         changes: dict[str, t.Any] = {
             "data": bind("v_data"),
@@ -360,7 +482,7 @@ class SQLAlchemyStore(SessionStore):
             # Whether it has expired is checked on the loaded row: one bound
             # parameter fewer on the statement every request runs.
             "get": self._select.where(s.c.id == bind("id")),
-            "load_user": sa.select(*self.user_columns).where(self.user_key == bind("user_id")),
+            "load_user": sa.select(*self.user_columns).where(link == bind("user_id")),
             "insert": sa.insert(s),
             "update": sa.update(s).where(by_id).values(**changes),
             "update_renaming": sa.update(s).where(by_id).values(id=bind("v_id"), **changes),
@@ -431,11 +553,13 @@ class SQLAlchemyStore(SessionStore):
 
     def _row_to_record(self, row: t.Sequence[t.Any]) -> SessionRecord:
         # The columns come in the order of _SESSION_FIELDS, which is the
-        # order of SessionRecord's fields (see STORED_FIELDS), then the user's.
+        # order of SessionRecord's fields (see STORED_FIELDS), then the link
+        # and the user's.
         n = len(_SESSION_FIELDS)
-        user_values = row[n:]
+        # Then the link column as the JOIN found it (NULL: no user has it).
+        user_values = row[n + 1 :]
         user = None
-        if row[2] is not None and any(v is not None for v in user_values):
+        if row[2] is not None and row[n] is not None:
             user = self.users.build(user_values)
         session_id, data, *fields = row[:n]
         record = SessionRecord(session_id, self.serializer.load(data), *fields)
@@ -484,6 +608,11 @@ class SQLAlchemyStore(SessionStore):
     # -- the contract ---------------------------------------------------------
 
     def get(self, session_id: str, now: datetime) -> SessionRecord | None:
+        """Return the session, or ``None`` if it is unknown, expired, or signed
+        out by a change of its user: a session the foreign key's ``ON UPDATE
+        SET NULL`` unlinked, or whose link the JOIN finds no user for, never
+        authenticates again (it is deleted here).
+        """
         # Not "with self._errors(...)": every request comes here.
         try:
             row = self._first("get", {"id": session_id})
@@ -492,7 +621,25 @@ class SQLAlchemyStore(SessionStore):
         if row is None:
             return None
         record = self._row_to_record(row)
-        return record if record.expires_at > now else None
+        if record.expires_at <= now:
+            return None
+        # Linked sessions, and only they, have an authenticated_at: one that
+        # has it but no link was unlinked by the foreign key's ON UPDATE SET
+        # NULL; one whose link the JOIN finds no user for names an id that no
+        # user has anymore.
+        if row[len(_SESSION_FIELDS)] is None and (
+            record.user_id is not None or record.authenticated_at is not None
+        ):
+            # Its user changed the id sessions link by (Flask-Security does on
+            # a password change and reset_user_access), or is gone: signed
+            # out, as they meant. Deleted, so that it cannot come back even
+            # where the database does not enforce the foreign key (SQLite
+            # without PRAGMA foreign_keys) and the old value returns.
+            logger.info("A session signed out by a change of its user was used; deleted it.")
+            with self._errors("delete the session"):
+                self._write("delete", {"id": session_id})
+            return None
+        return record
 
     def check_user(self, user_id: t.Any) -> None:
         """See :meth:`SessionStore.check_user`.
@@ -543,6 +690,76 @@ class SQLAlchemyStore(SessionStore):
 
     def attach_user(self, user: t.Any) -> t.Any:
         return self.users.attach(user)
+
+    def coerce_user_id(self, value: t.Any) -> t.Any:
+        """Convert a user id to the type of :attr:`user_link`; the error for an
+        id that cannot be one (a login whose ``get_id()`` returns another
+        column) names the setting that fixes it.
+        """
+        try:
+            return super().coerce_user_id(value)
+        except UnknownUserError as e:
+            raise UnknownUserError(
+                f"{e} Sessions link users by {self.user_table.name}.{self.user_link.name}:"
+                " if the user model's get_id() returns another unique column (a"
+                f" Flask-Login alternative token), name it: {USER_ID_COLUMN_SETTING} ="
+                " '<column>'."
+            ) from None
+
+    def check_login(self, user: t.Any) -> None:
+        """Check that ``user.get_id()`` (what Flask-Login stores) is the user's
+        value of :attr:`user_link`, the column sessions link users by, and
+        say which setting fixes it when it is not. Nothing is queried: the
+        values come from the user object.
+        """
+        get_id = getattr(user, "get_id", None)
+        if not callable(get_id):
+            return
+        login_id = get_id()
+        try:
+            wanted = self.coerce_user_id(login_id)
+        except UnknownUserError:
+            wanted = _MISSING
+        values = self._user_values(user)
+        linked = values.get(self.user_link.name, _MISSING)
+        if wanted is not _MISSING and (linked is _MISSING or linked == wanted):
+            return
+        link = f"{self.user_table.name}.{self.user_link.name}"
+        holding = [
+            name
+            for name, value in values.items()
+            if name != self.user_link.name and value is not None and str(value) == str(login_id)
+        ]
+        if holding:
+            fix = f"Set {USER_ID_COLUMN_SETTING} = {holding[0]!r}, the column get_id() returns."
+        else:
+            fix = (
+                f"Set {USER_ID_COLUMN_SETTING} to the (unique) column get_id() returns,"
+                f" or make get_id() return the user's {link}."
+            )
+        # No value in the message: ids end up in logs.
+        raise UnknownUserError(
+            f"Cannot link the session to this {type(user).__name__}: its get_id() is not"
+            f" its {link}, the column sessions link users by. {fix}"
+        )
+
+    def _user_values(self, user: t.Any) -> dict[str, t.Any]:
+        """The values of the user table's columns on a user object, by column
+        name (those the object has).
+        """
+        mapper = sa.inspect(type(user), raiseerr=False)
+        values: dict[str, t.Any] = {}
+        if isinstance(mapper, Mapper):
+            for prop in mapper.column_attrs:
+                column = prop.columns[0]
+                if isinstance(column, sa.Column) and column.table is self.user_table:
+                    values[column.name] = getattr(user, prop.key, None)
+            return values
+        for column in self.user_table.columns:
+            value = getattr(user, column.name, _MISSING)
+            if value is not _MISSING:
+                values[column.name] = value
+        return values
 
     def create(self, record: SessionRecord, *, replaces: str | None = None) -> None:
         value = self._encode(record)

@@ -1,0 +1,1 @@
+"""Flask-Security's own test suite, run on kitsession (see ``run.py``)."""
