@@ -160,7 +160,8 @@ def set_session(session: ServerSession, data: t.Mapping[str, t.Any]) -> bool:
 
 def remove_session(session: ServerSession | str, *, reason: str | None = None) -> bool:
     """Delete a session (an object or an id). If it is the current request's,
-    its cookie is expired too.
+    it ends as at a logout: it is deleted, and its cookie expired, when the
+    request's session is saved (a request that fails with a 5xx keeps it).
 
     :param session: The session, or its id.
     :param reason: The ``reason`` of :data:`~flask_kitsession.signals.session_revoked`;

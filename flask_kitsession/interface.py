@@ -249,7 +249,7 @@ class KitSessionInterface(SessionInterface):
         """Carry out a decided outcome on the store, then on the response's
         cookie (when there is a response). Return ``False`` if the stored
         session turned out to be gone: deleted or revoked while the request
-        ran, it stays gone and its cookie is removed.
+        ran, it stays gone (its cookie, which names nothing now, is left alone).
 
         Then the signals of :mod:`flask_kitsession.signals` tell what the
         store did.

@@ -36,6 +36,9 @@ from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
 
+from flask import g
+from flask import has_app_context
+
 from . import tokens
 from .stores.base import SessionRecord
 
@@ -107,6 +110,16 @@ class Outcome:
     token: str | None = None
     #: The stored session the action replaces, renames, touches or deletes.
     target: str | None = None
+
+
+def _forget_csrf_token(key: str) -> None:
+    """Flask-WTF keeps the request's signed copy of the session's CSRF token
+    in ``g``: when the token leaves the session (a login as another user, a
+    logout), the copy goes too, so that what the response hands out (a
+    form, Flask-Security's JSON answer) is a new token that works.
+    """
+    if has_app_context():
+        g.pop(key, None)
 
 
 # The outcomes of most requests, made once.
@@ -300,6 +313,8 @@ class SessionLifecycle:
         for key in list(session):
             if key not in written and not (carries and settings.carries(key)):
                 dict.__delitem__(session, key)
+                if key == settings.csrf_key:
+                    _forget_csrf_token(key)
         self.replaced = True
         self.linked = user
         self.authenticated = False
@@ -331,13 +346,21 @@ class SessionLifecycle:
         self.authenticated = True
 
     def end(self, session: ServerSession, keep: t.Iterable[str] = ()) -> None:
-        """End the session (a logout): the stored session is deleted, and an
-        empty session follows, holding only ``keep`` and what the request
-        writes from now on.
+        """End the session (a logout): the stored session is deleted, and a
+        new anonymous session follows, holding ``keep``, what this request
+        wrote before (a flashed "Goodbye", Flask-Security's own flags) but for
+        the user's link, and what it writes from now on.
         """
-        kept = {key: dict.__getitem__(session, key) for key in keep if key in session}
+        settings = self.context.settings
+        written = self.written or ()
+        keys = {key for key in written if key not in settings.user_id_keys and key != FRESH_KEY}
+        keys.update(keep)
+        kept = {key: dict.__getitem__(session, key) for key in keys if key in session}
+        csrf = settings.csrf_key in session and settings.csrf_key not in kept
         dict.clear(session)
         dict.update(session, kept)
+        if csrf:
+            _forget_csrf_token(settings.csrf_key)
         self.replaced = True
         self.ended = True
         self.linked = None

@@ -98,7 +98,8 @@ DOCUMENTATION: dict[str, str] = {
         "Keys of the session (a cart, a next URL) kept when a login"
         " (``with_new_session``, Flask-Login's ``login_user``) starts the"
         ' logged-in one; ``"*"`` keeps them all, as Flask\'s cookie session does.'
-        " Never carried from one user to another."
+        " Never carried from one user to another. Flask-WTF's CSRF token"
+        " (``WTF_CSRF_FIELD_NAME``) is carried this way in any case."
     ),
     "KITSESSION_USER_ID_KEYS": (
         "The session keys that name the session's user; the first one present"
@@ -195,6 +196,8 @@ class Settings:
     #: The endpoint :func:`~flask_kitsession.fresh_login_required` sends a
     #: login that is not fresh to; ``None`` answers ``401``.
     reauthenticate_view: str | None = None
+    #: The session key of Flask-WTF's CSRF token (``WTF_CSRF_FIELD_NAME``).
+    csrf_key: str = "csrf_token"
 
     def __post_init__(self) -> None:
         if self.touch_interval >= self.idle_timeout:
@@ -266,13 +269,17 @@ class Settings:
             carry_over_all=carry_over_all,
             user_id_keys=tuple(user_id_keys),
             reauthenticate_view=view,
+            csrf_key=str(config.get("WTF_CSRF_FIELD_NAME") or "csrf_token"),
         )
 
     def carries(self, key: str) -> bool:
         """Whether a login carries ``key`` into the new session (but never
-        from one user to another).
+        from one user to another): the keys of ``KITSESSION_CARRY_OVER_KEYS``,
+        and Flask-WTF's CSRF token, so that a page or a JavaScript client
+        holding it before the login goes on working (docs/security.md,
+        section 9).
         """
-        return self.carry_over_all or key in self.carry_over_keys
+        return self.carry_over_all or key in self.carry_over_keys or key == self.csrf_key
 
     def expires_at(self, created_at: datetime, now: datetime) -> datetime:
         """When a session created at ``created_at`` and used at ``now`` expires:

@@ -121,3 +121,13 @@ def test_http_benchmark_of_topologies(postgresql_server: str) -> None:
 def test_prepared_statements_benchmark(postgresql_server: str) -> None:
     table = run_module("benchmarks.prepared", "--smoke")
     assert "| unprepared (as behind a pooler) |" in table and "per read" in table, table
+
+
+def test_instruction_count_children_serve_their_requests() -> None:
+    # What valgrind runs, without valgrind (too slow for the suite): each
+    # stack serves its requests, the write scenario included.
+    from benchmarks import instructions
+
+    for stack in instructions.STACKS:
+        instructions.serve(stack, "read", 3)
+    instructions.serve("kitsession", "write", 3)

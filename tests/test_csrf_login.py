@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import typing as t
 
-import pytest
 from flask import Flask
 from flask import g
 from flask import jsonify
@@ -88,11 +87,6 @@ def log_in(client: FlaskClient) -> tuple[str, str]:
     return before, response.json["csrf_token"]  # type: ignore[index]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the lifecycle (issue 12) to carry Flask-WTF's csrf_token into the"
-    " logged-in session; see docs/security.md",
-)
 def test_a_json_client_keeps_a_working_token_across_login() -> None:
     client = make_app().test_client()
     before, after = log_in(client)
@@ -113,11 +107,6 @@ def test_the_token_never_passes_to_another_user() -> None:
     assert client.post("/change", headers={"X-CSRFToken": bob_token}).text == "changed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the lifecycle (issue 12) to drop Flask-WTF's cached token (g) when the"
-    " login does not carry the session's; see docs/security.md",
-)
 def test_the_login_response_hands_another_user_a_working_token() -> None:
     client = make_app().test_client()
     log_in(client)

@@ -45,31 +45,7 @@ VERSION = "5.8.1"
 #: Tests that pass on the cookie session and fail on kitsession until the
 #: session lifecycle (issue 12) does two more things, with the reason. A test
 #: listed here that passes fails the run: take it off the list.
-AWAITING_LIFECYCLE: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "tests.test_csrf::test_cp_with_token",
-            "tests.test_csrf::test_cp_with_token_cookie",
-            "tests.test_csrf::test_cp_with_token_cookie_refresh",
-            "tests.test_two_factor::test_csrf_2fa_login_cookie",
-            "tests.test_unified_signin::test_csrf_2fa_us_cookie",
-            "tests.test_webauthn::test_csrf",
-        ],
-        "Flask-WTF's CSRF token is not carried into the logged-in session, while the login"
-        " response (and its XSRF-Token cookie) hands out the copy Flask-WTF cached in g:"
-        " 'The CSRF session token is missing' (docs/security.md, CSRF tokens across login)",
-    ),
-    **dict.fromkeys(
-        [
-            "tests.test_csrf::test_csrf_cookie",
-            "tests.test_csrf::test_cp_with_token_cookie_expire",
-            "tests.test_csrf::test_remember_login_csrf_cookie",
-        ],
-        "logout_user() drops what the request wrote before it: Flask-Security's logout"
-        " writes fs_cc = 'clear' first, for its after_request handler to expire the"
-        " XSRF-Token cookie, which then stays",
-    ),
-}
+AWAITING_LIFECYCLE: dict[str, str] = {}
 
 #: Tests that pass on the cookie session and fail on kitsession by design,
 #: with the reason. A test listed here that passes fails the run too.
