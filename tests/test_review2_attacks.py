@@ -1951,3 +1951,187 @@ def test_lifecycle_invariants_hold_for_any_sequence(
         c.set_cookie(COOKIE, old)
         replay = info(c)
         assert replay["user_id"] is None and replay["data"] == {}, (ops, replay)
+
+
+def test_csrf_token_dropped_when_login_user_logs_in_someone_else(fl: FLApp) -> None:
+    """security.md §9: "a login as someone else drops it, and the login's
+    response then hands out a new one". Attack: Ada signed in, login_user(bob)
+    on the same browser with no logout in between."""
+    ada = add_fl_user(fl, "ada@example.com")
+    bob = add_fl_user(fl, "bob@example.com")
+    client = fl.app.test_client()
+    client.post(f"/login/{ada}")
+    token = client.get("/csrf").data.decode()
+    client.post(f"/login/{bob}")
+    assert whoami(client)["user"] == str(bob)
+    assert client.post("/csrf-check", data={"csrf_token": token}).status_code == 400
+    fresh_token = client.get("/csrf").data.decode()
+    assert client.post("/csrf-check", data={"csrf_token": fresh_token}).status_code == 200
+
+
+@pytest.fixture
+def fsu_app(empty_database_url: str, clock: Clock) -> t.Iterator[FLApp]:
+    """A Flask-Security-like model: get_id() returns fs_uniquifier; no setting."""
+    from flask_login import LoginManager
+    from flask_login import UserMixin
+    from flask_login import current_user
+    from flask_login import login_user
+    from flask_sqlalchemy import SQLAlchemy
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=SECRET_KEY, TESTING=True, SQLALCHEMY_DATABASE_URI=empty_database_url)
+    db = SQLAlchemy(app)
+
+    class User(UserMixin, db.Model):  # type: ignore[name-defined, misc]
+        __tablename__ = "r2_fs_users"
+        id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+        email: Mapped[str] = mapped_column(sa.String(255))
+        fs_uniquifier: Mapped[str] = mapped_column(sa.String(64), unique=True, nullable=False)
+
+        def get_id(self) -> str:
+            return str(self.fs_uniquifier)
+
+    lm = LoginManager(app)
+    KitSession(app, db=db, user_model=User, clock=clock).init_login_manager(lm)
+
+    @app.post("/login/<int:uid>")
+    def do_login(uid: int) -> str:
+        login_user(db.session.get(User, uid))
+        return "in"
+
+    @app.get("/whoami")
+    def who() -> t.Any:
+        return jsonify(
+            user=current_user.get_id() if current_user.is_authenticated else None,
+            data=dict(session),
+            created_at=None,
+            authenticated_at=None,
+        )
+
+    @app.post("/sign-out-others")
+    def others() -> str:
+        return str(remove_all_sessions_for_user(current_user, current_session))
+
+    with app.app_context():
+        db.create_all()
+    yield FLApp(app, db, User)
+    with app.app_context():
+        db.drop_all()
+        db.engine.dispose()
+
+
+def test_fs_uniquifier_change_signs_out_and_old_value_never_returns(fsu_app: FLApp) -> None:
+    """security.md §8: sessions link by fs_uniquifier "detected with no
+    setting"; "Changing a user's link value ... signs out every session linked
+    through the old value ... No such session ever authenticates again, even if
+    the old value came back." Attack: reset_user_access() done by hand through
+    the ORM: new uniquifier, then the old one given back."""
+    with fsu_app.app.app_context():
+        u = fsu_app.User(email="ada@example.com", fs_uniquifier="uq-1")
+        fsu_app.db.session.add(u)
+        fsu_app.db.session.commit()
+        ada = u.id
+    laptop, phone = fsu_app.app.test_client(), fsu_app.app.test_client()
+    laptop.post(f"/login/{ada}")
+    phone.post(f"/login/{ada}")
+    assert whoami(phone)["user"] == "uq-1"
+    assert laptop.post("/sign-out-others").data == b"1"
+    assert whoami(phone)["user"] is None
+    kept = cookie(laptop)
+    with fsu_app.app.app_context():
+        user = fsu_app.db.session.get(fsu_app.User, ada)
+        user.fs_uniquifier = "uq-2"
+        fsu_app.db.session.commit()
+    with fsu_app.app.app_context():
+        user = fsu_app.db.session.get(fsu_app.User, ada)
+        user.fs_uniquifier = "uq-1"
+        fsu_app.db.session.commit()
+    c = fsu_app.app.test_client()
+    c.set_cookie(COOKIE, kept)
+    assert whoami(c)["user"] is None
+
+
+def test_a_deleted_user_whose_id_is_reused_on_kitsessions_own_sqlite_engine(
+    tmp_path: t.Any, clock: Clock
+) -> None:
+    """security.md §8 "Deleting a user signs out their sessions"; flask-login.md:
+    "the engine kitsession makes from KITSESSION_DATABASE_URL turns [foreign
+    keys] on". Control for the Flask-SQLAlchemy case: the same id reuse with
+    Flask-SQLAlchemy given KitSession's engine options is not possible, so
+    here an app with KITSESSION_DATABASE_URL and its own user table rows."""
+    from flask_kitsession import migrate
+    from flask_kitsession.models import user_table
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=SECRET_KEY,
+        TESTING=True,
+        KITSESSION_DATABASE_URL=f"sqlite:///{tmp_path / 'own.sqlite3'}",
+    )
+    kit = KitSession(app, clock=clock)
+    with app.app_context():
+        migrate.upgrade(app)
+    add_views(app)
+    store = app.extensions["kitsession"].store
+    engine = store.engine
+    with engine.begin() as db:
+        db.execute(user_table.insert(), {"email": "first@example.com"})
+        mallory = db.execute(user_table.insert(), {"email": "mallory@example.com"}).inserted_primary_key[0]
+    client = app.test_client()
+    login(client, mallory)
+    with engine.begin() as db:
+        db.execute(user_table.delete().where(user_table.c.id == mallory))
+        victim = db.execute(user_table.insert(), {"email": "victim@example.com"}).inserted_primary_key[0]
+    r = client.get("/me").get_json()
+    store.close()
+    assert r["user_id"] is None, (mallory, victim, r)
+    assert kit is not None
+
+
+def test_readme_sign_out_others_with_a_signed_out_device_is_not_a_500(
+    backend: Backend, clock: Clock
+) -> None:
+    """README 'Correct': "a bad cookie gives a fresh anonymous session, never
+    an error", and the README quick start's own demo: after `sign-out-others`
+    the phone "is not logged in". Attack: the phone (cookie revoked) presses
+    the quick start's POST /sign-out-others again, exactly as the README
+    writes the view: remove_all_sessions_for_user(current_session.user_id,
+    current_session). Seen: ValueError ("user_id is None") -> HTTP 500.
+    (Arguably a bug of the README's example rather than of the library.)"""
+    app = make_app(backend, clock, TESTING=False, PROPAGATE_EXCEPTIONS=False)
+    ada = backend.add_user("ada@example.com")
+    laptop, phone = app.test_client(), app.test_client()
+    login(laptop, ada)
+    login(phone, ada)
+    assert laptop.post("/sign-out-others").get_json() == {"count": 1}
+    assert info(phone)["user_id"] is None
+    response = phone.post("/sign-out-others")
+    assert response.status_code < 500, response.status_code
+
+
+def test_a_devices_page_for_an_anonymous_current_user_lists_nothing(fl: FLApp) -> None:
+    """flask-security.md 'A devices page': "get_sessions_for_user(current_user)
+    lists the user's sessions with their user agent, IP address ...";
+    session-data.md: lookups by an id no user can have find nothing.
+    Attack: the devices page reached by an anonymous visitor (no
+    @login_required): Flask-Login's AnonymousUserMixin is passed in.
+    Seen (see test_listing_the_devices_of_nobody_lists_no_one): every
+    anonymous visitor's session, with IP address and data, is listed."""
+    from flask_login import current_user
+
+    @fl.app.get("/devices")
+    def devices() -> t.Any:
+        return jsonify(
+            [
+                {"ip": s.ip_address, "data": dict(s)}
+                for s in get_sessions_for_user(current_user)
+            ]
+        )
+
+    victim = fl.app.test_client()
+    victim.post("/set", data={"cart": "victim's cart"}, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    attacker = fl.app.test_client()
+    response = attacker.get("/devices")
+    assert response.status_code < 500
+    if response.status_code == 200:
+        assert response.get_json() == [], response.get_json()
