@@ -117,12 +117,19 @@ def get_sessions_for_user(user_id: t.Any, *, include_expired: bool = False) -> l
 
     :param user_id: The user (an object with Flask-Login's ``get_id()``, such
         as ``current_user``) or their id as sessions store it
-        (``current_session.user_id``).
+        (``current_session.user_id``). Nobody (``None``, Flask-Login's
+        anonymous user) has no sessions: the list is empty, never the
+        anonymous visitors' sessions.
+
+    .. versionchanged:: 0.2
+        Nobody's sessions are none.
 
     .. versionadded:: 0.1
     """
     interface = get_interface()
     user_id = interface.store.user_id_of(user_id)
+    if user_id is None:
+        return []
     now = None if include_expired else interface.clock()
     sessions = [
         interface.make_session(r) for r in interface.store.iterate(user_id=user_id, now=now)
@@ -207,18 +214,17 @@ def remove_all_sessions_for_user(
     :param session: The session to keep (an object or an id), usually the
         current one; ``None`` deletes them all.
     :param reason: The ``reason`` of :data:`~flask_kitsession.signals.session_revoked`.
-    :return: How many sessions were deleted.
-    :raises ValueError: if ``user_id`` is ``None`` (an anonymous session has
-        no other devices).
+    :return: How many sessions were deleted: 0 for nobody (``None``,
+        Flask-Login's anonymous user; a signed-out device has no other
+        devices).
+
+    .. versionchanged:: 0.2
+        Nobody's sessions are none: ``None`` deletes nothing and returns 0,
+        where it raised ``ValueError``.
 
     .. versionadded:: 0.1
     """
     notify.check_reason(reason)
-    if user_id is None:
-        raise ValueError(
-            "user_id is None: the session is not linked to a user, so there are"
-            " no other devices to sign out."
-        )
     keep = None if session is None else _session_id(session)
     if keep is not None and not tokens.is_session_id(keep):
         raise ValueError(
@@ -226,6 +232,8 @@ def remove_all_sessions_for_user(
         )
     store = get_state().store
     user_id = store.user_id_of(user_id)
+    if user_id is None:
+        return 0
     count = store.delete_all_for_user(user_id, keep=keep)
     notify.revoked_for_user(user_id, count, reason)
     return count
@@ -255,6 +263,11 @@ def credentials_changed(session: ServerSession | None = None) -> int:
     """
     if session is None:
         session = current_server_session()
+    if session.user_id is None:
+        raise ValueError(
+            "The session belongs to no user: there are no credentials, and no"
+            " other sessions, to sign out."
+        )
     revoked = remove_all_sessions_for_user(session.user_id, session, reason=CREDENTIALS_CHANGED)
     session.regenerate()
     return revoked

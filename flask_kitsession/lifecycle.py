@@ -40,6 +40,7 @@ from flask import g
 from flask import has_app_context
 
 from . import tokens
+from .exceptions import UnknownUserError
 from .stores.base import SessionRecord
 
 if t.TYPE_CHECKING:
@@ -263,29 +264,34 @@ class SessionLifecycle:
         if written is None:
             written = self.written = set()
         user_keys = self.context.settings.user_id_keys
-        links = False
+        linking: dict[str, t.Any] = {}
         for key in keys:
             written.add(key)
             if key in user_keys:
-                links = True
-        if links:
-            self._user_keys_changed(session, wrote=True)
+                linking[key] = dict.get(session, key)
+        if linking:
+            # The key written names the user, whatever other user keys the
+            # session held: Flask-Login and kitsession agree on who it is.
+            # (A key set to None is as good as removed.)
+            user = self.user_from(linking)
+            if user is None:
+                user = self.user_from(session)
+            self._user_keys_changed(session, user, wrote=True)
 
     def removed(self, session: ServerSession, key: str) -> None:
         """Record that the request removed ``key``; a user key unlinks."""
         if self.written is not None:
             self.written.discard(key)
         if key in self.context.settings.user_id_keys:
-            self._user_keys_changed(session, wrote=False)
+            self._user_keys_changed(session, self.user_from(session), wrote=False)
 
     def cleared(self, session: ServerSession) -> None:
         """Record that the request emptied the session."""
         self.written = None
         if self.linked is not None:
-            self._user_keys_changed(session, wrote=False)
+            self._user_keys_changed(session, None, wrote=False)
 
-    def _user_keys_changed(self, session: ServerSession, *, wrote: bool) -> None:
-        user = self.user_from(session)
+    def _user_keys_changed(self, session: ServerSession, user: t.Any, *, wrote: bool) -> None:
         if user != self.linked:
             self.start_over(session, user)
             if user is not None and self.login_depth:
@@ -298,9 +304,11 @@ class SessionLifecycle:
     def start_over(self, session: ServerSession, user: t.Any) -> None:
         """Start the session over (a new token), linked to ``user``.
 
-        What follows: the keys this request wrote, and the keys of
-        ``KITSESSION_CARRY_OVER_KEYS`` when the session was anonymous or was
-        already ``user``'s (never from one user to another). At the end of the
+        What follows: the keys this request wrote (but for user keys naming
+        someone else), and the keys of ``KITSESSION_CARRY_OVER_KEYS`` when the
+        session was anonymous or was already ``user``'s (never from one user
+        to another; never the user keys or Flask-Login's ``_fresh``, which
+        are the new login's to say). At the end of the
         request it becomes a new session, replacing the origin, if it is
         linked to another user than the origin was (or the session was ended);
         else it is the origin under a new token, with the origin's clocks, and
@@ -310,11 +318,18 @@ class SessionLifecycle:
         settings = self.context.settings
         carries = previous is None or previous == user
         written = self.written or ()
+        user_keys = settings.user_id_keys
         for key in list(session):
-            if key not in written and not (carries and settings.carries(key)):
+            if key in user_keys or key == FRESH_KEY:
+                keep = key in written and (key == FRESH_KEY or self._names(session, key, user))
+            else:
+                keep = key in written or (carries and settings.carries(key))
+            if not keep:
                 dict.__delitem__(session, key)
                 if key == settings.csrf_key:
                     _forget_csrf_token(key)
+                if self.written is not None:
+                    self.written.discard(key)
         self.replaced = True
         self.linked = user
         self.authenticated = False
@@ -324,6 +339,13 @@ class SessionLifecycle:
         if self.login_depth:
             self.login_started_over = True
         session.modified = True
+
+    def _names(self, session: ServerSession, key: str, user: t.Any) -> bool:
+        """Whether the user key ``key`` of ``session`` names ``user``."""
+        try:
+            return bool(self.user_from({key: dict.get(session, key)}) == user)
+        except UnknownUserError:
+            return False
 
     def login(self, session: ServerSession) -> None:
         """A login of the linked user (Flask-Login's ``login_user``): start

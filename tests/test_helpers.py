@@ -143,12 +143,22 @@ def test_remove_all_sessions_for_user_keeps_the_current_one_and_other_users(
     assert me(bobs)["user_id"] == bob
 
 
-def test_remove_all_sessions_for_an_anonymous_session_says_why(
-    app: Flask, client: FlaskClient
-) -> None:
-    app.config["PROPAGATE_EXCEPTIONS"] = True
-    with pytest.raises(ValueError, match="not linked to a user"):
-        client.post("/sign-out-others")
+def test_nobody_has_other_devices(app: Flask, client: FlaskClient, backend: Backend) -> None:
+    """A signed-out device's "sign out other devices" signs out nobody (the
+    README's view, posted without a login), and nobody's device list is
+    empty, never the anonymous visitors' sessions.
+    """
+    others = [app.test_client() for _ in range(2)]
+    for other in others:
+        other.post("/set", data={"cart": "a visitor's cart"})
+    ada = backend.add_user("ada@example.com")
+    log_in(others[0], ada)
+    response = client.post("/sign-out-others")
+    assert response.status_code == 200 and response.json == {"count": 0}
+    with app.app_context():
+        assert get_sessions_for_user(None) == []
+        assert len(get_sessions_for_user(ada)) == 1
+    assert me(others[0])["user_id"] == ada
 
 
 def test_remove_all_sessions_outside_a_request(app: Flask, backend: Backend) -> None:

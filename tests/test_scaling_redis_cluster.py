@@ -139,10 +139,11 @@ def test_failover_of_a_master_mid_traffic(
     redis_cluster: RedisClusterServers, tmp_path: Path
 ) -> None:
     """Kill a master (SIGKILL) while 8 browsers log in, read and write; its
-    replica takes over. Requests in the gap get 503, never 500 nor another
-    user's session; every session acknowledged before the last replication
-    checkpoint survives, and the test counts what asynchronous replication
-    lost after it.
+    replica takes over. Requests in the gap get 503 (or wait in the cluster
+    client's retries and get 200), never 500 nor another user's session;
+    every session acknowledged before the last replication checkpoint
+    survives, and the test counts what asynchronous replication lost after
+    it.
     """
     users_url, user_ids = make_users(tmp_path / "users.sqlite3", 8)
     app = cluster_app(redis_cluster, users_url)
@@ -174,7 +175,15 @@ def test_failover_of_a_master_mid_traffic(
             f" {count(since=killed)}"
         )
         assert before == [] and after == []
-        assert gap.get(503, 0) > 0
+        # The replica took over. Requests in the gap got 503, or, when the
+        # cluster client's own retries outlasted the failover (a quick
+        # promotion), waited and got 200: never anything else.
+        deadline = time.monotonic() + 30
+        while len(redis_cluster.master_ports()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        masters = redis_cluster.master_ports()
+        assert victim not in masters and len(masters) == 3
+        assert set(gap) <= {200, 503}
     finally:
         RedisTopologyBackend(store.client, store.prefix).reset()
         store.close()

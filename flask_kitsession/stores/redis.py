@@ -310,8 +310,10 @@ def make_redis_client(
         for key, value in master_options.items()
         if key in ("socket_timeout", "socket_connect_timeout")
     }
-    sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
-    return sentinel.master_for(service_name, **master_options)  # type: ignore[no-untyped-call]
+    # Typed from redis-py 8 on, untyped before: called through Any for both.
+    sentinel_class: t.Any = Sentinel
+    sentinel = sentinel_class(addresses, sentinel_kwargs=sentinel_options)
+    return sentinel.master_for(service_name, **master_options)
 
 
 def _address(value: str | tuple[str, int]) -> tuple[str, int]:

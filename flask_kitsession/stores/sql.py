@@ -400,38 +400,52 @@ class SQLAlchemyStore(SessionStore):
             "mariadb",
         )
         self._compile_statements()
-        self._sign_out_when_the_link_changes()
+        self._sign_out_when_the_user_changes()
 
-    def _sign_out_when_the_link_changes(self) -> None:
-        """When the user model is a mapped class and sessions link by a column
-        other than the primary key, delete the sessions that name a user's old
-        value of it in the same flush that changes it (Flask-Security's
-        password change): at once, in the same transaction, on every
-        database, leaving no unlinked session behind.
+    def _sign_out_when_the_user_changes(self) -> None:
+        """When the user model is a mapped class, delete the sessions of a
+        user in the same flush that deletes the user, and, when sessions link
+        by a column other than the primary key, those that name a user's old
+        value of it in the flush that changes it (Flask-Security's password
+        change): at once, in the same transaction, on every database, leaving
+        no unlinked session behind, even where the database does not enforce
+        the foreign key (SQLite without ``PRAGMA foreign_keys``, which would
+        give a deleted user's id, and their sessions, to the next user).
 
-        The foreign key's ``ON UPDATE SET NULL`` and the JOIN in :meth:`get`
-        cover updates that bypass the ORM.
+        The foreign key's ``ON UPDATE SET NULL`` / ``ON DELETE CASCADE`` and
+        the JOIN in :meth:`get` cover changes that bypass the ORM.
         """
         mapper = self.users.mapper
-        if mapper is None or self.user_link is self.user_key:
+        if mapper is None:
             return
         try:
             key = mapper.get_property_by_column(self.user_link).key
         except orm_exc.UnmappedColumnError:
             return
-        # The old value must be known when the new one is set, even if the
-        # attribute had expired (after a commit): active history loads it.
-        event.listen(getattr(mapper.class_, key), "set", _keep_old_value, active_history=True)
         delete = sa.delete(self.session_table).where(
             self.session_table.c.user_id == sa.bindparam("old")
         )
-
         engine = self.engine
 
+        def ours(connection: sa.Connection) -> bool:
+            # Not when the model is written to another database, which has
+            # no session table of this store's.
+            return connection.engine is engine or connection.engine.url == engine.url
+
+        def before_delete(mapper: Mapper[t.Any], connection: sa.Connection, user: t.Any) -> None:
+            value = getattr(user, key)
+            if value is not None and ours(connection):
+                connection.execute(delete, {"old": value})
+
+        event.listen(mapper, "before_delete", before_delete)
+        if self.user_link is self.user_key:
+            return
+        # The old value must be known when the new one is set, even if the
+        # attribute had expired (after a commit): active history loads it.
+        event.listen(getattr(mapper.class_, key), "set", _keep_old_value, active_history=True)
+
         def before_update(mapper: Mapper[t.Any], connection: sa.Connection, user: t.Any) -> None:
-            if connection.engine is not engine and connection.engine.url != engine.url:
-                # The model written to another database, which has no session
-                # table of this store's.
+            if not ours(connection):
                 return
             history = sa.inspect(user).attrs[key].history
             old = [value for value in history.deleted if value is not None]
