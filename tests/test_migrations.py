@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from flask_kitsession.migrate import alembic_config
 from flask_kitsession.migrate import MigrationTarget
 from flask_kitsession.migrate import schema_differences
 from flask_kitsession.migrate import VERSION_TABLE
+from flask_kitsession.stores.sql import create_store_engine
 
 from .support.servers import SchemaFactory
 from .support.servers import upgrade
@@ -176,8 +179,9 @@ def test_concurrent_upgrades_wait_for_each_other(
         )
         for _ in range(4)
     ]
-    for worker in workers:
-        _, stderr = worker.communicate(timeout=120)
+    # Every worker's pipes are read and closed before any is judged.
+    errors = [worker.communicate(timeout=120)[1] for worker in workers]
+    for worker, stderr in zip(workers, errors, strict=True):
         assert worker.returncode == 0, stderr
     with engine.connect() as connection:
         assert schema_differences(connection) == []
@@ -205,3 +209,27 @@ def test_every_revision_downgrades(empty_database: sa.Engine, revision: str) -> 
         config = alembic_config(connection=connection)
         command.downgrade(config, "base")
         command.upgrade(config, revision)
+
+
+def test_a_worker_connecting_while_another_writes_waits_to_use_wal(tmp_path: Path) -> None:
+    """Switching a SQLite file to WAL fails at once, without SQLite's busy
+    timeout, while another connection writes (a worker creating the tables
+    as several start together; seen in CI as "database is locked"): the
+    engine tries again until the file is switched.
+    """
+    path = tmp_path / "busy.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    committer = threading.Timer(0.5, writer.execute, ["COMMIT"])
+    committer.start()
+    engine = create_store_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("SELECT x FROM t").scalar() == 1
+    finally:
+        committer.join()
+        engine.dispose()
+        writer.close()

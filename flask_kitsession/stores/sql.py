@@ -6,6 +6,8 @@ import contextlib
 import dataclasses
 import logging
 import select
+import sqlite3
+import time
 import typing as t
 from datetime import datetime
 
@@ -185,10 +187,31 @@ def _configure_sqlite(dbapi_connection: t.Any, connection_record: t.Any) -> None
         cursor.execute("PRAGMA busy_timeout=5000")
         if dbapi_connection.execute("PRAGMA database_list").fetchone()[2]:
             # A file database (not :memory:): readers never wait for writers.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: t.Any, *, patience: float = 30) -> None:
+    """Put the database file in WAL mode, once for all its connections.
+
+    Switching needs the file to itself, and SQLite answers "database is
+    locked" at once, without waiting, while another connection writes (a
+    worker creating the tables as several start together): try again until
+    one of them has switched it, which lasts.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def resolve_user_key(user_model: t.Any) -> sa.Column[t.Any]:
