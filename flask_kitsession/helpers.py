@@ -38,12 +38,30 @@ def _session_id(session: ServerSession | str) -> str:
     raise TypeError(f"Expected a ServerSession or a session id, got {session!r}.")
 
 
-def _is_current(session_id: str) -> ServerSession | None:
-    """Return the request's session if it has ``session_id``."""
+def _is_current(session: ServerSession | str) -> ServerSession | None:
+    """Return the request's session if ``session`` is it (or its id: the
+    stored session it arrived as, or the one it becomes at the end of the
+    request).
+    """
     current = request_server_session()
-    if current is None or current.record is None:
+    if current is None:
         return None
-    return current if current.record.id == session_id else None
+    if session is current:
+        return current
+    if isinstance(session, ServerSession):
+        session = session.id
+    return current if session in (current.lifecycle.stored_id, current.id) else None
+
+
+def _kept_id(session: ServerSession | str) -> str:
+    """The id of the stored session that "all but this one" keeps: for the
+    request's own session, the stored session it stands for, which the end
+    of the request may yet rename (a re-login, ``regenerate()``).
+    """
+    current = _is_current(session)
+    if current is not None:
+        return current.lifecycle.stored_id or current.id
+    return _session_id(session)
 
 
 def create_session(
@@ -183,7 +201,7 @@ def remove_session(session: ServerSession | str, *, reason: str | None = None) -
     session_id = _session_id(session)
     if not tokens.is_session_id(session_id):
         return False  # not an id at all (edited in a form, say): no such session
-    current = _is_current(session_id)
+    current = _is_current(session)
     user_id = notify.owner_of(session, current)
     if current is not None:
         # Deleted when the request's session is saved: a request that fails
@@ -225,7 +243,7 @@ def remove_all_sessions_for_user(
     .. versionadded:: 0.1
     """
     notify.check_reason(reason)
-    keep = None if session is None else _session_id(session)
+    keep = None if session is None else _kept_id(session)
     if keep is not None and not tokens.is_session_id(keep):
         raise ValueError(
             f"{keep!r} is not a session id (the id of the session to keep): nothing was removed."
@@ -301,11 +319,9 @@ def set_session_cookie(response: Response, session: ServerSession) -> Response:
     if current is not None and current is not session:
         # The browser is handed this session: the request's own session
         # becomes it (what the view writes next goes into it, and the end of
-        # the request sets its cookie, not the old one's).
-        previous = current.lifecycle.origin
+        # the request sets its cookie and deletes the one the browser had;
+        # a request that fails deletes the new one instead).
         current.lifecycle.adopt(current, session)
-        if previous is not None and previous.id != session.record.id:
-            get_state().store.delete(previous.id)
     return response
 
 

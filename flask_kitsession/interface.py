@@ -209,21 +209,46 @@ class KitSessionInterface(SessionInterface):
             # Not loaded (a static file, or the store failed): leave the
             # client's cookie alone.
             return
-        if session.accessed:
+        if session.accessed or (
+            dict.get(session, "_permanent", False) and self.should_refresh(app, session)
+        ):
+            # A permanent session's cookie is refreshed on some responses
+            # (once per touch interval, see SessionLifecycle.decide): caches keep them
+            # apart by cookie, as they would Flask's own.
             _vary_on_cookie(response)
-        if response.status_code >= 500:
-            # The request failed (Flask saves the session on its error page
-            # too): what it changed before failing is not kept, as Django
-            # does. The session stays as it was stored before the request.
-            return
         try:
+            if response.status_code >= 500:
+                # The request failed (Flask saves the session on its error
+                # page too): what it changed before failing is not kept, as
+                # Django does. The session stays as it was stored before the
+                # request, and the browser keeps it.
+                self._undo_hand_overs(app, session, response)
+                return
             outcome = lifecycle.decide(
                 session, self.clock(), refresh_cookie=self.should_refresh(app, session)
             )
             self.carry_out(session, outcome, app, response)
+            for session_id in lifecycle.discarded():
+                self.store.delete(session_id)
         except StoreUnavailableError as e:
             logger.error("Could not save the session: %s", e)
             _replace_response(app, response, e)
+
+    def _undo_hand_overs(self, app: Flask, session: ServerSession, response: Response) -> None:
+        """Delete the sessions handed to the browser in a request that failed,
+        and their cookies from its response: the browser keeps the one it had.
+        """
+        undelivered = session.lifecycle.undelivered()
+        if not undelivered:
+            return
+        for session_id in undelivered:
+            self.store.delete(session_id)
+        name = self.get_cookie_name(app)
+        cookies = response.headers.getlist("Set-Cookie")
+        response.headers.remove("Set-Cookie")
+        for cookie in cookies:
+            if not cookie.startswith(f"{name}="):
+                response.headers.add("Set-Cookie", cookie)
 
     def should_refresh(self, app: Flask, session: ServerSession) -> bool:
         """Whether a permanent session's cookie is sent with every response

@@ -30,6 +30,7 @@ authentication.
 
 from __future__ import annotations
 
+import copy
 import enum
 import typing as t
 from dataclasses import dataclass
@@ -123,6 +124,15 @@ def _forget_csrf_token(key: str) -> None:
         g.pop(key, None)
 
 
+def _forget_request_user() -> None:
+    """Flask-Login keeps the request's user in ``g``: when a failed login
+    puts the session back as it was, the user goes too, so that what runs
+    next (an error handler) sees the user the session names.
+    """
+    if has_app_context():
+        g.pop("_login_user", None)
+
+
 # The outcomes of most requests, made once.
 _UNCHANGED = Outcome(Action.NOTHING)
 _RESEND = Outcome(Action.NOTHING, CookieAction.SET)
@@ -168,6 +178,9 @@ class SessionLifecycle:
     login_started_over = False
     #: Keys written by this request (since the last :meth:`end`).
     written: set[str] | None = None
+    #: The ids of the sessions handed to the browser in this request
+    #: (:meth:`adopt`); see :meth:`discarded` and :meth:`undelivered`.
+    handed: list[str] | None = None
     #: The user loaded for :attr:`linked`, and whether it was attached.
     _user: t.Any = None
     _user_for: t.Any = None
@@ -184,6 +197,8 @@ class SessionLifecycle:
         self.origin = origin
         #: The stored session this session is now; ``None`` while it is new.
         self.record = origin
+        #: The id of the stored session the request arrived with.
+        self.arrived = origin.id if origin is not None else None
         self.token = token
         self.cookie = cookie
         #: The user the session is linked to now.
@@ -202,6 +217,13 @@ class SessionLifecycle:
             if value is not None:
                 return self.context.store.coerce_user_id(value)
         return None
+
+    @property
+    def stored_id(self) -> str | None:
+        """The id of the stored session this session stands for now (the
+        end of the request may rename it), or ``None`` if it is new.
+        """
+        return self.origin.id if self.origin is not None else None
 
     @property
     def session_id(self) -> str:
@@ -396,9 +418,12 @@ class SessionLifecycle:
     def adopt(self, session: ServerSession, other: ServerSession) -> None:
         """Become ``other``, a stored session handed to the browser in this
         request (:func:`~flask_kitsession.set_session_cookie`): its data, user
-        and token; its cookie is set at the end of the request.
+        and token; its cookie is set at the end of the request, and the
+        session the browser had is deleted then (not if the request fails).
         """
         theirs = other.lifecycle
+        assert theirs.record is not None
+        self.handed = [*(self.handed or ()), theirs.record.id]
         dict.clear(session)
         dict.update(session, other)
         self.origin = self.record = theirs.record
@@ -422,7 +447,8 @@ class SessionLifecycle:
         :meth:`abandon_login` restores if the view fails.
         """
         checkpoint = (
-            dict(session),
+            # Deep: a view may change a list or dict of the session in place.
+            copy.deepcopy(dict(session)),
             dict(self.__dict__),
             set(self.written) if self.written is not None else None,
             session.modified,
@@ -439,12 +465,17 @@ class SessionLifecycle:
     def abandon_login(self, session: ServerSession, checkpoint: t.Any) -> None:
         """Leave a login whose view raised: the session is as it was before."""
         data, state, written, modified = checkpoint
+        handed, linked = self.handed, self.linked
         dict.clear(session)
         dict.update(session, data)
         self.__dict__.clear()
         self.__dict__.update(state)
         self.written = written
+        # Sessions handed over meanwhile are deleted at the end of the request.
+        self.handed = handed
         session.modified = modified
+        if self.linked != linked:
+            _forget_request_user()
 
     # -- the outcome ----------------------------------------------------------
 
@@ -559,13 +590,22 @@ class SessionLifecycle:
         origin = self.origin
         assert origin is not None
         settings = self.context.settings
+        old_key = self.cookie is CookieState.OLD_KEY
+        if not (old_key or settings.touch_due(origin.last_seen_at, now)):
+            # Only a session handed over in this request is sent now. A
+            # permanent session's cookie (SESSION_REFRESH_EACH_REQUEST) is
+            # sent again when a touch finds the session still stored, and a
+            # cookie signed with an old key is touched at once to be signed
+            # again: re-sent unconfirmed, a cookie that another request of
+            # the browser renamed meanwhile would sign the browser out.
+            # Until the touch, the browser's cookie is the same token with
+            # the same expiry.
+            return _RESEND if self.resend else _UNCHANGED
         resend = (
             self.resend
-            or self.cookie is CookieState.OLD_KEY
+            or old_key
             or (refresh_cookie and bool(dict.get(session, "_permanent", False)))
         )
-        if not settings.touch_due(origin.last_seen_at, now):
-            return _RESEND if resend else _UNCHANGED
         cookie = CookieAction.SET if resend else CookieAction.KEEP
         record = replace(
             origin,
@@ -598,6 +638,23 @@ class SessionLifecycle:
         self.origin = self.record
         self.replaced = self.ended = self.rotate = self.authenticated = self.resend = False
         self.written = None
+
+    def discarded(self) -> list[str]:
+        """The stored sessions the end of the request deletes besides what
+        its outcome did: after a hand-over, the session the browser arrived
+        with and those handed to it, but for the one it ends with.
+        """
+        if not self.handed:
+            return []
+        keep = self.record.id if self.record is not None else None
+        ids = dict.fromkeys([self.arrived, *self.handed])
+        return [i for i in ids if i is not None and i != keep]
+
+    def undelivered(self) -> list[str]:
+        """The sessions handed to the browser in a request that failed: it
+        never gets them, and keeps the one it had.
+        """
+        return list(self.handed or ())
 
     def gone(self) -> None:
         """The stored session was deleted or revoked while the request ran:

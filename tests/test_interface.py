@@ -298,7 +298,9 @@ def test_cookies_signed_with_an_old_key_are_signed_again(
     with backend.operations() as operations:
         response = client.get("/get")  # an unchanged session, within the touch interval
     assert response.json == {"a": "1"}
-    assert backend.writes(operations) == []
+    # One touch confirms the session is still stored before its cookie is
+    # signed again (a cookie renamed meanwhile is never re-sent).
+    assert len(backend.writes(operations)) == 1
     new_cookie = session_cookie(client)
     assert new_cookie is not None and new_cookie != old_cookie
     assert new_cookie.rsplit(".", 1)[0] == (old_cookie or "").rsplit(".", 1)[0]  # same token

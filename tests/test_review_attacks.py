@@ -2060,6 +2060,11 @@ def test_permanent_cookie_is_refreshed_each_request_only_when_asked(
         app = make_app(backend, clock, SESSION_REFRESH_EACH_REQUEST=refresh)
         client = app.test_client()
         client.post("/permanent")
+        # Within the touch interval the expiry does not move: nothing to send.
+        response = client.get("/plain")
+        assert set_cookie_headers(response) == []
+        assert ("Cookie" in response.headers.get("Vary", "")) is refresh
+        clock.advance(minutes=2)
         response = client.get("/plain")
         assert bool(set_cookie_headers(response)) is refresh
         if refresh:
@@ -2919,8 +2924,11 @@ def test_flask_session_transaction_logs_a_test_client_in(backend: Backend, rapp:
     assert info(replay(rapp, planted))["user_id"] is None
 
 
-def test_a_cookie_signed_again_costs_no_store_write(backend: Backend, clock: Clock) -> None:
-    """'... the interface sets it again (same token, no store write)'."""
+def test_a_cookie_signed_again_costs_one_touch(backend: Backend, clock: Clock) -> None:
+    """security.md §5: '... the session is touched (one UPDATE, once per
+    visitor) and, if it is still stored, its cookie set again (same token)'.
+    (It was "no store write" before the third review showed that a cookie
+    re-sent unconfirmed can be one another request has just renamed.)"""
     old_app = make_app(backend, clock, SECRET_KEY="old key " * 4)
     uid = backend.add_user("a@example.com")
     client = old_app.test_client()
@@ -2932,6 +2940,11 @@ def test_a_cookie_signed_again_costs_no_store_write(backend: Backend, clock: Clo
     with backend.operations() as operations:
         response = browser.get("/me")
     assert len(set_cookie_headers(response)) == 1
+    assert len(backend.writes(operations)) == 1
+    # Signed again with the new key: the next request writes nothing.
+    with backend.operations() as operations:
+        response = browser.get("/me")
+    assert set_cookie_headers(response) == []
     assert backend.writes(operations) == []
 
 
