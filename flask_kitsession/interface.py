@@ -28,6 +28,7 @@ from .lifecycle import CookieAction
 from .lifecycle import CookieState
 from .lifecycle import Outcome
 from .lifecycle import SessionLifecycle
+from .lifecycle import UNCHANGED
 from .models import utc_now
 from .session import ServerSession
 from .settings import Settings
@@ -220,6 +221,9 @@ class KitSessionInterface(SessionInterface):
             outcome = lifecycle.decide(
                 session, self.clock(), refresh_cookie=self.should_refresh(app, session)
             )
+            if outcome is UNCHANGED:
+                # Most requests: nothing to store, no cookie to send.
+                return
             self.carry_out(session, outcome, app, response)
         except StoreUnavailableError as e:
             logger.error("Could not save the session: %s", e)

@@ -124,7 +124,9 @@ def _forget_csrf_token(key: str) -> None:
 
 
 # The outcomes of most requests, made once.
-_UNCHANGED = Outcome(Action.NOTHING)
+#: Nothing to store, no cookie to send: what a read decides until its touch
+#: is due.
+UNCHANGED = Outcome(Action.NOTHING)
 _RESEND = Outcome(Action.NOTHING, CookieAction.SET)
 
 #: Flask-Login's flag of a login that is not fresh (a remember cookie,
@@ -565,7 +567,7 @@ class SessionLifecycle:
             or (refresh_cookie and bool(dict.get(session, "_permanent", False)))
         )
         if not settings.touch_due(origin.last_seen_at, now):
-            return _RESEND if resend else _UNCHANGED
+            return _RESEND if resend else UNCHANGED
         cookie = CookieAction.SET if resend else CookieAction.KEEP
         record = replace(
             origin,
