@@ -27,6 +27,13 @@ if t.TYPE_CHECKING:
 MAX_COOKIE_VALUE_LENGTH = 256
 
 
+class _SigningKeys(t.NamedTuple):
+    #: The signing keys derived from the app's keys, newest first.
+    derived: tuple[bytes, ...]
+    #: An HMAC keyed with each of them, copied for each signature.
+    macs: tuple[hmac.HMAC, ...]
+
+
 class CookieSigner:
     """Signs tokens into cookie values and checks them on the way back.
 
@@ -49,7 +56,7 @@ class CookieSigner:
         self.digest_method = digest_method
         self.key_derivation = key_derivation
         self.sign = sign
-        self._cache: tuple[tuple[t.Any, ...], tuple[bytes, ...]] | None = None
+        self._cache: tuple[tuple[t.Any, ...], _SigningKeys] | None = None
 
     def get_signer(self, app: Flask) -> Signer | None:
         """Return an itsdangerous signer for the app's current keys, or
@@ -60,22 +67,22 @@ class CookieSigner:
         ``[*SECRET_KEY_FALLBACKS, SECRET_KEY]``, as Flask's own cookie session
         does.
         """
-        keys = self._derived_keys(app)
+        keys = self._signing_keys(app)
         if keys is None:
             return None
         return Signer(
-            list(reversed(keys)),
+            list(reversed(keys.derived)),
             salt=self.salt,
             key_derivation="none",
             digest_method=self.digest_method,
         )
 
-    def _derived_keys(self, app: Flask) -> tuple[bytes, ...] | None:
-        """The signing keys derived from the app's keys, newest first; ``None``
-        without a ``SECRET_KEY``.
+    def _signing_keys(self, app: Flask) -> _SigningKeys | None:
+        """The signing keys of the app's keys, newest first; ``None`` without
+        a ``SECRET_KEY``.
 
-        Each is derived once (itsdangerous's derivation with the salt), here,
-        rather than on every request.
+        Each is derived (itsdangerous's derivation with the salt) and keyed
+        into an HMAC once, here, rather than on every request.
         """
         if not app.secret_key:
             return None
@@ -90,15 +97,19 @@ class CookieSigner:
             digest_method=self.digest_method,
         )
         derived = tuple(deriving.derive_key(key) for key in reversed(deriving.secret_keys))
-        self._cache = (keys, derived)
-        return derived
+        signing = _SigningKeys(
+            derived, tuple(hmac.new(key, digestmod=self.digest_method) for key in derived)
+        )
+        self._cache = (keys, signing)
+        return signing
 
-    def _signature(self, key: bytes, token: bytes) -> bytes:
-        """The signature of ``token`` under ``key``, as itsdangerous writes it:
-        the HMAC in URL-safe base64 without padding.
+    def _signature(self, keyed_mac: hmac.HMAC, token: bytes) -> bytes:
+        """The signature of ``token`` under the key of ``keyed_mac``, as
+        itsdangerous writes it: the HMAC in URL-safe base64 without padding.
         """
-        mac = hmac.digest(key, token, self.digest_method)
-        return base64.urlsafe_b64encode(mac).rstrip(b"=")
+        mac = keyed_mac.copy()
+        mac.update(token)
+        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")
 
     def warn_without_key(self, app: Flask) -> None:
         """Warn, once when kitsession is installed, if ``app`` has no
@@ -123,14 +134,14 @@ class CookieSigner:
         """Return the cookie value for ``token``."""
         if not self.sign:
             return token
-        keys = self._derived_keys(app)
+        keys = self._signing_keys(app)
         if keys is None:
             raise RuntimeError(
                 "The session cookie cannot be signed because SECRET_KEY is not"
                 " set. Set app.config['SECRET_KEY'] (or KITSESSION_SIGN_COOKIE ="
                 " False to send the bare token)."
             )
-        return f"{token}.{self._signature(keys[0], token.encode('ascii')).decode('ascii')}"
+        return f"{token}.{self._signature(keys.macs[0], token.encode('ascii')).decode('ascii')}"
 
     def loads(self, app: Flask, value: str) -> str | None:
         """Return the token in a cookie value, or ``None`` if the value is
@@ -153,11 +164,11 @@ class CookieSigner:
         token, dot, signature = value.rpartition(".")
         if not dot or not tokens.is_token(token):
             return None, True
-        keys = self._derived_keys(app)
+        keys = self._signing_keys(app)
         if keys is None:
             return None, True
         message, given = token.encode("ascii"), signature.encode("ascii")
-        for index, key in enumerate(keys):
-            if hmac.compare_digest(self._signature(key, message), given):
+        for index, keyed_mac in enumerate(keys.macs):
+            if hmac.compare_digest(self._signature(keyed_mac, message), given):
                 return token, index == 0
         return None, True

@@ -28,6 +28,7 @@ from .lifecycle import CookieAction
 from .lifecycle import CookieState
 from .lifecycle import Outcome
 from .lifecycle import SessionLifecycle
+from .lifecycle import UNCHANGED
 from .models import utc_now
 from .session import ServerSession
 from .settings import Settings
@@ -36,9 +37,6 @@ from .stores.base import SessionRecord
 from .stores.base import SessionStore
 
 logger = logging.getLogger("flask_kitsession")
-
-#: Stands for a user id in the data that cannot be any user's.
-_NOBODY: t.Any = object()
 
 #: Where a store failure met while opening the session waits for the
 #: ``before_request`` hook that turns it into a 503.
@@ -155,17 +153,12 @@ class KitSessionInterface(SessionInterface):
         session = self.make_session(
             record, token, cookie=CookieState.VALID if current_key else CookieState.OLD_KEY
         )
-        lifecycle = session.lifecycle
-        try:
-            named = lifecycle.user_from(session)
-        except UnknownUserError:
-            named = _NOBODY
-        if named != record.user_id:
+        if not _names_its_link(session, record):
             # The stored link and the data disagree (the user's key changed
             # under the session, or KITSESSION_USER_ID_KEYS did): it belongs
             # to nobody, and ends.
             logger.warning("Ended a session whose data names another user than its link.")
-            lifecycle.end(session)
+            session.lifecycle.end(session)
             session.modified = False
         return session
 
@@ -213,8 +206,8 @@ class KitSessionInterface(SessionInterface):
             dict.get(session, "_permanent", False) and self.should_refresh(app, session)
         ):
             # A permanent session's cookie is refreshed on some responses
-            # (once per touch interval, see SessionLifecycle.decide): caches keep them
-            # apart by cookie, as they would Flask's own.
+            # (once per touch interval, see SessionLifecycle.decide): caches
+            # keep them apart by cookie, as they would Flask's own.
             _vary_on_cookie(response)
         try:
             if response.status_code >= 500:
@@ -227,7 +220,9 @@ class KitSessionInterface(SessionInterface):
             outcome = lifecycle.decide(
                 session, self.clock(), refresh_cookie=self.should_refresh(app, session)
             )
-            self.carry_out(session, outcome, app, response)
+            if outcome is not UNCHANGED:
+                # Most reads decide UNCHANGED: nothing to store, no cookie.
+                self.carry_out(session, outcome, app, response)
             for session_id in lifecycle.discarded():
                 self.store.delete(session_id)
         except StoreUnavailableError as e:
@@ -361,6 +356,25 @@ class KitSessionInterface(SessionInterface):
             partitioned=self.get_cookie_partitioned(app),
         )
         _vary_on_cookie(response)
+
+
+def _names_its_link(session: ServerSession, record: SessionRecord) -> bool:
+    """Whether the session's data names the user the stored session is
+    linked to (or no one, for an anonymous session).
+    """
+    linked = record.user_id
+    for key in session.lifecycle.context.settings.user_id_keys:
+        value = dict.get(session, key)
+        if value is not None:
+            if type(value) is type(linked) and value == linked:
+                # The link was converted where it came in; the same value of
+                # the same type converts to itself.
+                return True
+            break
+    try:
+        return bool(session.lifecycle.user_from(session) == linked)
+    except UnknownUserError:
+        return False
 
 
 def _cookie_value(header: str | None, name: str) -> str | None:

@@ -134,7 +134,9 @@ def _forget_request_user() -> None:
 
 
 # The outcomes of most requests, made once.
-_UNCHANGED = Outcome(Action.NOTHING)
+#: Nothing to store, no cookie to send: what a read decides until its touch
+#: is due.
+UNCHANGED = Outcome(Action.NOTHING)
 _RESEND = Outcome(Action.NOTHING, CookieAction.SET)
 
 #: Flask-Login's flag of a login that is not fresh (a remember cookie,
@@ -600,7 +602,7 @@ class SessionLifecycle:
             # the browser renamed meanwhile would sign the browser out.
             # Until the touch, the browser's cookie is the same token with
             # the same expiry.
-            return _RESEND if self.resend else _UNCHANGED
+            return _RESEND if self.resend else UNCHANGED
         resend = (
             self.resend
             or old_key

@@ -91,9 +91,10 @@ class FastStatement:
         return (engine.dialect.name, engine.dialect.driver) in FAST_DRIVERS
 
     def _parameters(self, values: dict[str, t.Any]) -> t.Any:
-        values = dict(values)
-        for name, processor in self.bind_processors.items():
-            values[name] = processor(values[name])
+        if self.bind_processors:
+            values = dict(values)
+            for name, processor in self.bind_processors.items():
+                values[name] = processor(values[name])
         if self.positions is not None:
             return [values[name] for name in self.positions]
         return values
