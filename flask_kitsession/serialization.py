@@ -130,6 +130,7 @@ class SessionSerializer:
             raise SessionDataError(
                 "The session data cannot be stored: it is nested too deeply."
             ) from None
+        _check_depth(value, "The session data", inside=0)
         text = _json_text(value, "The session data")
         if limit is not None and len(text) > limit:
             raise SessionDataError(
@@ -162,6 +163,7 @@ class SessionSerializer:
             raise SessionDataError(
                 f"{_where([key])} cannot be stored: it is nested too deeply."
             ) from None
+        _check_depth(encoded, _where([key]), inside=1)
         text = _json_text(encoded, _where([key]))
         if limit is not None and len(text) > limit:
             raise SessionDataError(
@@ -373,7 +375,47 @@ def _message(path: t.Sequence[t.Any], reason: str) -> str:
 
 def _check_key(key: t.Any) -> None:
     if type(key) is not str:
-        raise SessionDataError(f"Session keys must be strings, got {key!r} ({type(key).__name__}).")
+        # Its type only: a key is session data too.
+        raise SessionDataError(
+            f"Session keys must be strings, got a key of type {type(key).__name__}."
+        )
+
+
+#: The deepest nesting of the stored JSON, the top-level object counted: the
+#: most MariaDB's JSON column accepts (its JSON_VALID refuses documents 32
+#: levels deep), so the rule is the same on every backend.
+MAX_DEPTH = 31
+
+
+def _depth(value: t.Any) -> int:
+    """How deeply JSON-compatible ``value`` nests objects and arrays."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            children: t.Iterable[t.Any] = item.values()
+        elif kind is list:
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        pending.extend((child, level + 1) for child in children if type(child) in (dict, list))
+    return deepest
+
+
+def _check_depth(encoded: t.Any, where: str, *, inside: int) -> None:
+    """Refuse ``encoded`` if, ``inside`` levels down, it nests deeper than
+    any backend stores.
+    """
+    depth = _depth(encoded) + inside
+    if depth > MAX_DEPTH:
+        raise SessionDataError(
+            f"{where} cannot be stored: it nests {depth} levels deep as JSON (tagged"
+            f" values count), more than the {MAX_DEPTH} every database accepts"
+            " (MariaDB's JSON)."
+        )
 
 
 # -- reading ------------------------------------------------------------------
