@@ -53,15 +53,21 @@ def _is_current(session: ServerSession | str) -> ServerSession | None:
     return current if session in (current.lifecycle.stored_id, current.id) else None
 
 
-def _kept_id(session: ServerSession | str) -> str:
-    """The id of the stored session that "all but this one" keeps: for the
-    request's own session, the stored session it stands for, which the end
-    of the request may yet rename (a re-login, ``regenerate()``).
+def _kept_ids(session: ServerSession | str) -> list[str]:
+    """The ids of the stored sessions that "all but this one" keeps, the
+    session's own first: for the request's own session, the stored session
+    it stands for, which the end of the request may yet rename (a re-login,
+    ``regenerate()``), and, while a hand-over is pending, the one the browser
+    arrived with, which it keeps if the request fails.
     """
     current = _is_current(session)
-    if current is not None:
-        return current.lifecycle.stored_id or current.id
-    return _session_id(session)
+    if current is None:
+        return [_session_id(session)]
+    lifecycle = current.lifecycle
+    kept = [lifecycle.stored_id or current.id]
+    if lifecycle.handed and lifecycle.arrived is not None and lifecycle.arrived not in kept:
+        kept.append(lifecycle.arrived)
+    return kept
 
 
 def create_session(
@@ -92,7 +98,11 @@ def create_session(
         if named is None:
             session["user_id"] = user_id
         elif named != interface.store.coerce_user_id(user_id):
-            raise ValueError(f"user_id={user_id!r} but the data names user {named!r}.")
+            # Neither id is quoted: both are session data.
+            raise ValueError(
+                "The data names user keys of another user than user_id: a session"
+                " belongs to one user."
+            )
     if permanent:
         session.permanent = True
     interface.persist(session)
@@ -170,10 +180,18 @@ def set_session(session: ServerSession, data: t.Mapping[str, t.Any]) -> bool:
     """
     interface = get_interface()
     lifecycle = session.lifecycle
-    if lifecycle.user_from(data) != session.user_id:
+    for key in lifecycle.context.settings.user_id_keys:
+        if key in data and lifecycle.user_from({key: data[key]}) != session.user_id:
+            # Every user key must name the session's user: neither kitsession
+            # nor Flask-Login may read another one from it.
+            raise ValueError(
+                f"The data's {key!r} names another user than the session's:"
+                " set_session() never changes whose session it is."
+            )
+    if session.user_id is not None and lifecycle.user_from(data) is None:
         raise ValueError(
-            f"The data names user {lifecycle.user_from(data)!r}, but the session belongs to"
-            f" {session.user_id!r}: set_session() never changes whose session it is."
+            "The data names no user, but the session belongs to one:"
+            " set_session() never changes whose session it is."
         )
     for key, value in data.items():
         lifecycle.check_value(key, value)
@@ -243,16 +261,24 @@ def remove_all_sessions_for_user(
     .. versionadded:: 0.1
     """
     notify.check_reason(reason)
-    keep = None if session is None else _kept_id(session)
-    if keep is not None and not tokens.is_session_id(keep):
+    kept = [] if session is None else _kept_ids(session)
+    if kept and not tokens.is_session_id(kept[0]):
         raise ValueError(
-            f"{keep!r} is not a session id (the id of the session to keep): nothing was removed."
+            f"{kept[0]!r} is not a session id (the id of the session to keep): nothing was removed."
         )
     store = get_state().store
     user_id = store.user_id_of(user_id)
     if user_id is None:
         return 0
-    count = store.delete_all_for_user(user_id, keep=keep)
+    if len(kept) > 1:
+        # A hand-over is pending (rare): one delete per other session.
+        count = sum(
+            store.delete(record.id)
+            for record in list(store.iterate(user_id=user_id))
+            if record.id not in kept
+        )
+    else:
+        count = store.delete_all_for_user(user_id, keep=kept[0] if kept else None)
     notify.revoked_for_user(user_id, count, reason)
     return count
 

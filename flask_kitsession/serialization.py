@@ -163,7 +163,7 @@ class SessionSerializer:
             raise SessionDataError(
                 f"{_where([key])} cannot be stored: it is nested too deeply."
             ) from None
-        _check_depth(encoded, _where([key]), inside=1)
+        _check_depth(encoded, _where([key]), inside=VALUE_LEVEL)
         text = _json_text(encoded, _where([key]))
         if limit is not None and len(text) > limit:
             raise SessionDataError(
@@ -316,7 +316,9 @@ def _encode_datetime(value: datetime) -> dict[str, t.Any]:
         return {TAG_DATETIME: [wall, zone.key, value.fold]}
     if zone is not None and not _is_plain_offset(zone):
         raise _Refused(
-            f"its tzinfo {zone!r} would be read back as a bare UTC offset: use a"
+            # The zone's type only: its name and offset are the value's own.
+            f"its tzinfo, a {type(zone).__name__} (with a name, or not a fixed"
+            " offset), would be read back as a bare UTC offset: use a"
             " zoneinfo.ZoneInfo zone, or datetime.timezone(offset) without a name"
         )
     if value.fold:
@@ -385,6 +387,11 @@ def _check_key(key: t.Any) -> None:
 #: most MariaDB's JSON column accepts (its JSON_VALID refuses documents 32
 #: levels deep), so the rule is the same on every backend.
 MAX_DEPTH = 31
+#: How deep a value of the session can sit in the stored JSON: under the
+#: session's own object, or under the escapes of its keys (a key with NUL is
+#: stored as ``{" kk": [[key, value]]}``). A value set with at most
+#: ``MAX_DEPTH - VALUE_LEVEL`` levels is stored, whatever the other keys.
+VALUE_LEVEL = 3
 
 
 def _depth(value: t.Any) -> int:
@@ -409,12 +416,12 @@ def _check_depth(encoded: t.Any, where: str, *, inside: int) -> None:
     """Refuse ``encoded`` if, ``inside`` levels down, it nests deeper than
     any backend stores.
     """
-    depth = _depth(encoded) + inside
-    if depth > MAX_DEPTH:
+    depth = _depth(encoded)
+    if depth + inside > MAX_DEPTH:
         raise SessionDataError(
             f"{where} cannot be stored: it nests {depth} levels deep as JSON (tagged"
-            f" values count), more than the {MAX_DEPTH} every database accepts"
-            " (MariaDB's JSON)."
+            f" values count), more than the {MAX_DEPTH - inside} that every database"
+            f" accepts there (MariaDB's JSON holds {MAX_DEPTH} in all)."
         )
 
 

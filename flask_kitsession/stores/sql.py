@@ -9,6 +9,7 @@ import select
 import sqlite3
 import time
 import typing as t
+import weakref
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import exc as orm_exc
 from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import Session as OrmSession
 
 from .. import models
 from ..exceptions import SessionDataError
@@ -311,6 +313,27 @@ def _import_string(path: str) -> t.Any:
     return obj
 
 
+#: Stores whose user model is a mapped class: see ``_sign_out_deleted_users``.
+_WATCHING_USERS: weakref.WeakSet[SQLAlchemyStore] = weakref.WeakSet()
+
+
+def _sign_out_deleted_users(session: OrmSession, *args: t.Any) -> None:
+    """Before any ORM flush that deletes users, delete their sessions.
+
+    A mapper's ``before_delete`` misses one case: an object deleted and a new
+    one with the same primary key added in one flush, which SQLAlchemy
+    writes as one ``UPDATE`` of the row (a "row switch"); the new user would
+    inherit the old one's sessions. The deleted objects are all here.
+    """
+    if session.deleted:
+        for store in list(_WATCHING_USERS):
+            if store._sign_out_deleted is not None:
+                store._sign_out_deleted(session)
+
+
+event.listen(OrmSession, "before_flush", _sign_out_deleted_users)
+
+
 class SQLAlchemyStore(SessionStore):
     """Keeps sessions in the ``session`` table of a SQL database.
 
@@ -341,6 +364,10 @@ class SQLAlchemyStore(SessionStore):
 
     .. versionadded:: 0.1
     """
+
+    #: Deletes the sessions of the users an ORM flush is about to delete,
+    #: when the user model is a mapped class.
+    _sign_out_deleted: t.Callable[[OrmSession], None] | None = None
 
     def __init__(
         self,
@@ -460,12 +487,29 @@ class SQLAlchemyStore(SessionStore):
             if value is not None and ours(connection):
                 connection.execute(delete, {"old": value})
 
-        event.listen(mapper, "before_delete", before_delete)
+        def sign_out_deleted(session: OrmSession) -> None:
+            for user in session.deleted:
+                if isinstance(user, mapper.class_):
+                    value = getattr(user, key)
+                    connection = session.connection(bind_arguments={"mapper": mapper})
+                    if value is not None and ours(connection):
+                        connection.execute(delete, {"old": value})
+
+        # Subclasses of the model (single-table inheritance) too.
+        event.listen(mapper, "before_delete", before_delete, propagate=True)
+        self._sign_out_deleted = sign_out_deleted
+        _WATCHING_USERS.add(self)
         if self.user_link is self.user_key:
             return
         # The old value must be known when the new one is set, even if the
         # attribute had expired (after a commit): active history loads it.
-        event.listen(getattr(mapper.class_, key), "set", _keep_old_value, active_history=True)
+        event.listen(
+            getattr(mapper.class_, key),
+            "set",
+            _keep_old_value,
+            active_history=True,
+            propagate=True,
+        )
 
         def before_update(mapper: Mapper[t.Any], connection: sa.Connection, user: t.Any) -> None:
             if not ours(connection):
@@ -475,7 +519,7 @@ class SQLAlchemyStore(SessionStore):
             if history.added and old:
                 connection.execute(delete, [{"old": value} for value in old])
 
-        event.listen(mapper, "before_update", before_update)
+        event.listen(mapper, "before_update", before_update, propagate=True)
 
     def _user_columns(self, user_fields: t.Sequence[str] | None) -> list[sa.Column[t.Any]]:
         columns = self.user_table.columns
