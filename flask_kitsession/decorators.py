@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import typing as t
 from datetime import timedelta
 
@@ -12,12 +13,15 @@ from flask import current_app
 from flask import redirect
 from flask import request
 from flask import url_for
+from werkzeug.routing import BuildError
 
 from .lifecycle import FRESH_KEY
 from .session import current_server_session
 from .state import get_state
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+logger = logging.getLogger("flask_kitsession")
 
 
 def _load_flask_login_user() -> None:
@@ -168,7 +172,18 @@ def fresh_login_required(
         view = reauthenticate_view or get_state().settings.reauthenticate_view
         if view is None:
             abort(401)
-        return redirect(url_for(view, next=request.full_path.rstrip("?")))
+        try:
+            target = url_for(view, next=request.full_path.rstrip("?"))
+        except BuildError:
+            # Views may be registered after init_app, so the name is checked
+            # here: a typo is the app's, not the visitor's.
+            logger.error(
+                "KITSESSION_REAUTHENTICATE_VIEW (or reauthenticate_view=) names %r,"
+                " which is not an endpoint of this app; answering 401.",
+                view,
+            )
+            abort(401)
+        return redirect(target)
 
     def decorator(view: F) -> F:
         if inspect.iscoroutinefunction(view):

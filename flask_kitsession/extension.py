@@ -126,15 +126,22 @@ class KitSession:
         if redis_url is None:
             return sql_store
         # Sessions in Redis, users where they are: each user is one SQL query.
-        return RedisStore.from_url(
-            redis_url,
-            cluster=app.config["KITSESSION_REDIS_CLUSTER"],
-            sentinels=app.config["KITSESSION_REDIS_SENTINELS"],
-            prefix=app.config["KITSESSION_REDIS_PREFIX"],
-            user_loader=sql_store.load_user,
-            user_attacher=sql_store.attach_user,
-            user_id_type=sql_store.user_key_type,
-        )
+        sentinels = app.config["KITSESSION_REDIS_SENTINELS"]
+        try:
+            return RedisStore.from_url(
+                redis_url,
+                cluster=app.config["KITSESSION_REDIS_CLUSTER"],
+                sentinels=sentinels,
+                prefix=app.config["KITSESSION_REDIS_PREFIX"],
+                user_loader=sql_store.load_user,
+                user_attacher=sql_store.attach_user,
+                user_id_type=sql_store.user_key_type,
+            )
+        except (TypeError, ValueError) as e:
+            keys = "KITSESSION_REDIS_URL" + (
+                " or KITSESSION_REDIS_SENTINELS" if sentinels is not None else ""
+            )
+            raise type(e)(f"{keys}: {e}") from e
 
     def _make_sql_store(self, app: Flask) -> SQLAlchemyStore:
         engine = self._engine
@@ -146,7 +153,7 @@ class KitSession:
             engine = create_store_engine(url, **app.config["KITSESSION_ENGINE_OPTIONS"])
         user_model = self._user_model
         if user_model is None:
-            user_model = app.config["KITSESSION_USER_MODEL"]
+            user_model = _configured_user_model(app)
         return SQLAlchemyStore(
             engine,
             user_model=user_model,
@@ -158,7 +165,7 @@ class KitSession:
         db = self._db
         user_model = self._user_model
         if user_model is None:
-            user_model = app.config["KITSESSION_USER_MODEL"]
+            user_model = _configured_user_model(app)
         if user_model is None:
             raise ValueError(
                 "With db=, name the app's user model: KitSession(app, db=db, user_model=User)"
@@ -215,6 +222,22 @@ class KitSession:
         :param login_manager: A :class:`flask_login.LoginManager`.
         """
         login_manager.user_loader(user_loader_for(login_manager))
+
+
+def _configured_user_model(app: Flask) -> t.Any:
+    """``KITSESSION_USER_MODEL``, imported if it is an import string."""
+    model = app.config["KITSESSION_USER_MODEL"]
+    if isinstance(model, str):
+        from .stores.sql import _import_string
+
+        try:
+            return _import_string(model)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise ValueError(
+                f"KITSESSION_USER_MODEL is {model!r}, which does not import: {e}."
+                " Name the model as 'package.module:User'."
+            ) from e
+    return model
 
 
 def _fail_if_unavailable() -> None:

@@ -220,6 +220,19 @@ def define_session_table(
         it must be unique.
     """
     link = user_key if user_link is None else user_link
+    existing = target_metadata.tables.get(SESSION_TABLE_NAME)
+    if existing is not None:
+        # An app factory makes its app again (each test, say) with the same
+        # models: the table defined the first time serves.
+        if "user_id" in existing.c and any(
+            fk.column is link for fk in existing.c.user_id.foreign_keys
+        ):
+            return existing
+        raise ValueError(
+            f"The metadata already has a {SESSION_TABLE_NAME!r} table, which does not"
+            f" link sessions to {link}: is another table of the app named"
+            f" {SESSION_TABLE_NAME!r}?"
+        )
     return Table(
         SESSION_TABLE_NAME,
         target_metadata,

@@ -8,6 +8,8 @@ Flask has no word for. They are read once, when ``init_app`` runs.
 
 from __future__ import annotations
 
+import collections.abc
+import difflib
 import math
 import typing as t
 from dataclasses import dataclass
@@ -213,6 +215,7 @@ class Settings:
 
         :raises TypeError: or :exc:`ValueError`, naming the key that is wrong.
         """
+        check_keys(config)
         idle = _duration(config, "KITSESSION_IDLE_TIMEOUT", optional=True)
         if idle is None:
             idle = _duration(config, "PERMANENT_SESSION_LIFETIME")
@@ -261,9 +264,9 @@ class Settings:
             idle_timeout=idle,
             absolute_timeout=_duration(config, "KITSESSION_ABSOLUTE_TIMEOUT", optional=True),
             touch_interval=touch,
-            sign_cookie=bool(config["KITSESSION_SIGN_COOKIE"]),
-            track_user_agent=bool(config["KITSESSION_TRACK_USER_AGENT"]),
-            track_ip=bool(config["KITSESSION_TRACK_IP"]),
+            sign_cookie=config["KITSESSION_SIGN_COOKIE"],
+            track_user_agent=config["KITSESSION_TRACK_USER_AGENT"],
+            track_ip=config["KITSESSION_TRACK_IP"],
             max_data_size=max_size,
             carry_over_keys=tuple(keys),
             carry_over_all=carry_over_all,
@@ -295,3 +298,52 @@ class Settings:
         written at ``now`` to keep its sliding expiry.
         """
         return now - last_seen_at >= self.touch_interval
+
+
+#: Keys that take ``True`` or ``False`` only: a string such as ``"false"``
+#: would count as true.
+BOOLEAN_KEYS = (
+    "KITSESSION_SIGN_COOKIE",
+    "KITSESSION_TRACK_USER_AGENT",
+    "KITSESSION_TRACK_IP",
+    "KITSESSION_REDIS_CLUSTER",
+)
+
+
+def check_keys(config: t.Mapping[str, t.Any]) -> None:
+    """Refuse a ``KITSESSION_*`` key kitsession does not have (a typo), and
+    the values of the keys that only the store reads, naming the key.
+
+    :raises TypeError: or :exc:`ValueError`.
+    """
+    for key in config:
+        if key.startswith("KITSESSION_") and key not in DEFAULTS:
+            close = difflib.get_close_matches(key, DEFAULTS, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ValueError(f"{key} is not a flask-kitsession setting.{hint}")
+    for key in BOOLEAN_KEYS:
+        if not isinstance(config[key], bool):
+            raise TypeError(f"{key} must be True or False, not {config[key]!r}.")
+    if not isinstance(config["KITSESSION_ENGINE_OPTIONS"], collections.abc.Mapping):
+        raise TypeError(
+            "KITSESSION_ENGINE_OPTIONS must be a dict of create_engine() arguments,"
+            f" not {config['KITSESSION_ENGINE_OPTIONS']!r}."
+        )
+    url = config["KITSESSION_DATABASE_URL"]
+    if url is not None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        if not isinstance(url, str) and type(url).__name__ != "URL":
+            raise TypeError(f"KITSESSION_DATABASE_URL must be a URL string, not {url!r}.")
+        try:
+            make_url(url)
+        except ArgumentError:
+            raise ValueError(
+                "KITSESSION_DATABASE_URL is not a database URL (such as"
+                " postgresql+psycopg://user@host/db or sqlite:///sessions.sqlite3)."
+            ) from None
+    for key in ("KITSESSION_REDIS_URL", "KITSESSION_REDIS_PREFIX"):
+        value = config[key]
+        if not (isinstance(value, str) or (value is None and key == "KITSESSION_REDIS_URL")):
+            raise TypeError(f"{key} must be a string, not {value!r}.")

@@ -109,6 +109,8 @@ def login(
             secure=interface.get_cookie_secure(app),
             httponly=interface.get_cookie_httponly(app),
             samesite=interface.get_cookie_samesite(app),
+            # A permanent session's cookie expires with the stored session.
+            expires=interface.get_expiration_time(app, session),
         )
     return session
 
