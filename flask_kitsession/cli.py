@@ -14,6 +14,7 @@ import click
 from flask.cli import AppGroup
 
 from . import migrate
+from .exceptions import StoreUnavailableError
 from .helpers import purge_expired
 from .helpers import remove_all_sessions_for_user
 from .helpers import remove_session
@@ -22,7 +23,24 @@ from .state import get_state
 from .stores import SessionRecord
 from .stores import SessionStore
 
-kitsession_command = AppGroup("kitsession", help="Server-side sessions: schema and maintenance.")
+
+class _Commands(AppGroup):
+    """Commands whose expected failures (the store down or not created, a
+    revision Alembic does not know) end in a message, not a traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> t.Any:
+        from alembic.util import CommandError
+
+        try:
+            return super().invoke(ctx)
+        except StoreUnavailableError as e:
+            raise click.ClickException(e.message) from e
+        except CommandError as e:
+            raise click.ClickException(f"Alembic: {e}") from e
+
+
+kitsession_command = _Commands("kitsession", help="Server-side sessions: schema and maintenance.")
 db_command = AppGroup("db", help="Create and upgrade the session tables.")
 kitsession_command.add_command(db_command)
 

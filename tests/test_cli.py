@@ -47,6 +47,24 @@ def test_db_upgrade_check_current_and_downgrade(empty_database: sa.Engine) -> No
     assert result.exit_code != 0 and "db upgrade" in result.output
 
 
+def test_commands_before_the_tables_exist_say_what_to_do(empty_database: sa.Engine) -> None:
+    """A store that is not there yet, or a revision Alembic does not know,
+    ends in a message and status 1, not a traceback (review 6).
+    """
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = SECRET_KEY
+    KitSession(app, engine=empty_database)
+    runner = app.test_cli_runner()
+    for args in (["list"], ["cleanup"], ["revoke", "--user", "1"]):
+        result = runner.invoke(args=["kitsession", *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert "flask kitsession db upgrade" in result.output, (args, result.output)
+    result = runner.invoke(args=["kitsession", "db", "upgrade", "nosuchrev"])
+    assert result.exit_code == 1 and "nosuchrev" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_cleanup_deletes_only_expired_sessions(app: Flask, backend: Backend, clock: Clock) -> None:
     runner = app.test_cli_runner()
     with app.app_context():
