@@ -22,7 +22,6 @@ from . import requestinfo
 from . import tokens
 from .cookies import CookieSigner
 from .exceptions import StoreUnavailableError
-from .exceptions import UnknownUserError
 from .lifecycle import Action
 from .lifecycle import CookieAction
 from .lifecycle import CookieState
@@ -202,9 +201,8 @@ class KitSessionInterface(SessionInterface):
             # Not loaded (a static file, or the store failed): leave the
             # client's cookie alone.
             return
-        if session.accessed or (
-            dict.get(session, "_permanent", False) and self.should_refresh(app, session)
-        ):
+        refresh = self.should_refresh(app, session)
+        if session.accessed or (refresh and dict.get(session, "_permanent", False)):
             # A permanent session's cookie is refreshed on some responses
             # (once per touch interval, see SessionLifecycle.decide): caches
             # keep them apart by cookie, as they would Flask's own.
@@ -217,9 +215,7 @@ class KitSessionInterface(SessionInterface):
                 # request, and the browser keeps it.
                 self._undo_hand_overs(app, session, response)
                 return
-            outcome = lifecycle.decide(
-                session, self.clock(), refresh_cookie=self.should_refresh(app, session)
-            )
+            outcome = lifecycle.decide(session, self.clock(), refresh_cookie=refresh)
             if outcome is not UNCHANGED:
                 # Most reads decide UNCHANGED: nothing to store, no cookie.
                 self.carry_out(session, outcome, app, response)
@@ -371,10 +367,7 @@ def _names_its_link(session: ServerSession, record: SessionRecord) -> bool:
                 # the same type converts to itself.
                 return True
             break
-    try:
-        return bool(session.lifecycle.user_from(session) == linked)
-    except UnknownUserError:
-        return False
+    return session.lifecycle.names(session, linked)
 
 
 def _cookie_value(header: str | None, name: str) -> str | None:

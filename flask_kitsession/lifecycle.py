@@ -345,7 +345,9 @@ class SessionLifecycle:
         user_keys = settings.user_id_keys
         for key in list(session):
             if key in user_keys or key == FRESH_KEY:
-                keep = key in written and (key == FRESH_KEY or self._names(session, key, user))
+                keep = key in written and (
+                    key == FRESH_KEY or self.names({key: dict.get(session, key)}, user)
+                )
             else:
                 keep = key in written or (carries and settings.carries(key))
             if not keep:
@@ -364,10 +366,12 @@ class SessionLifecycle:
             self.login_started_over = True
         session.modified = True
 
-    def _names(self, session: ServerSession, key: str, user: t.Any) -> bool:
-        """Whether the user key ``key`` of ``session`` names ``user``."""
+    def names(self, data: t.Mapping[str, t.Any], user: t.Any) -> bool:
+        """Whether ``data`` names ``user`` (see :meth:`user_from`); data that
+        names an id no user can have names nobody.
+        """
         try:
-            return bool(self.user_from({key: dict.get(session, key)}) == user)
+            return bool(self.user_from(data) == user)
         except UnknownUserError:
             return False
 
