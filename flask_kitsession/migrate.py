@@ -401,7 +401,12 @@ def _sqlite_in_transaction(connection: sa.Connection) -> bool:
 
 def _run_online(context: t.Any, connection: sa.Connection, options: dict[str, t.Any]) -> None:
     dialect = connection.dialect.name
-    context.configure(connection=connection, render_as_batch=dialect == "sqlite", **options)
+    if dialect == "sqlite":
+        # SQLite's DDL is transactional. Alembic assumes it is not and commits
+        # after each revision, which would let the write lock taken below go
+        # before the run ends: a waiting worker would run the next revision too.
+        options = {**options, "render_as_batch": True, "transactional_ddl": True}
+    context.configure(connection=connection, **options)
     # Several workers may upgrade at once when they start: each waits for the
     # one before it, then finds the tables up to date.
     with context.begin_transaction():

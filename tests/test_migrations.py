@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,40 @@ def test_concurrent_upgrades_wait_for_each_other(
     with engine.connect() as connection:
         assert schema_differences(connection) == []
     engine.dispose()
+
+
+def test_a_sqlite_upgrade_holds_the_write_lock_to_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole upgrade, every revision, is one transaction that takes
+    SQLite's write lock first. Alembic commits after each revision on a
+    database it thinks has no transactional DDL; a worker that waited for the
+    lock then ran the next revision too, and one of the two found the version
+    row already moved (seen in CI: "expected to match one row when updating
+    '0001' to '0002'").
+    """
+    from alembic.config import Config
+
+    monkeypatch.setenv("KITSESSION_DATABASE_URL", f"sqlite:///{tmp_path / 'lock.sqlite3'}")
+    events: list[str] = []
+
+    def statement(conn: t.Any, cursor: t.Any, sql: str, *args: t.Any) -> None:
+        events.append(sql.split(None, 2)[0].upper() + " " + sql.split(None, 2)[1].upper())
+
+    def commit(conn: t.Any) -> None:
+        events.append("COMMIT")
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", statement)
+    sa.event.listen(sa.engine.Engine, "commit", commit)
+    try:
+        command.upgrade(Config(str(ROOT / "alembic.ini")), "head")
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", statement)
+        sa.event.remove(sa.engine.Engine, "commit", commit)
+    # Only the engine's own set-up (the WAL switch) may come before the lock.
+    writes = events[events.index("BEGIN IMMEDIATE") :]
+    assert writes.count("COMMIT") == 1 and writes[-1] == "COMMIT", events
+    assert any(event.startswith("UPDATE") for event in writes), events  # 0001 -> 0002
 
 
 def test_alembic_command_without_a_url_says_what_to_do() -> None:
