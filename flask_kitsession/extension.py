@@ -150,7 +150,7 @@ class KitSession:
             if url is None:
                 os.makedirs(app.instance_path, exist_ok=True)
                 url = "sqlite:///" + os.path.join(app.instance_path, DEFAULT_SQLITE_FILE)
-            engine = create_store_engine(url, **app.config["KITSESSION_ENGINE_OPTIONS"])
+            engine = _engine_from_config(url, app.config["KITSESSION_ENGINE_OPTIONS"])
         user_model = self._user_model
         if user_model is None:
             user_model = _configured_user_model(app)
@@ -238,6 +238,27 @@ def _configured_user_model(app: Flask) -> t.Any:
                 " Name the model as 'package.module:User'."
             ) from e
     return model
+
+
+def _engine_from_config(url: str | sa.URL, options: t.Mapping[str, t.Any]) -> Engine:
+    """The engine of ``KITSESSION_DATABASE_URL`` with ``KITSESSION_ENGINE_OPTIONS``.
+
+    :raises TypeError: or :exc:`ValueError` naming the key, when
+        :func:`sqlalchemy.create_engine` refuses an option (a misspelt name, a
+        string where it wants a number or a class).
+    """
+    try:
+        return create_store_engine(url, **options)
+    except sa.exc.NoSuchModuleError:
+        raise  # the URL's dialect, which SQLAlchemy names
+    except (TypeError, ValueError, KeyError, AttributeError, sa.exc.ArgumentError) as e:
+        if not options:
+            raise
+        kind = ValueError if isinstance(e, ValueError) else TypeError
+        raise kind(
+            f"KITSESSION_ENGINE_OPTIONS {dict(options)!r} were refused by"
+            f" sqlalchemy.create_engine(): {type(e).__name__}: {e}"
+        ) from e
 
 
 def _fail_if_unavailable() -> None:

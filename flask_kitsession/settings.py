@@ -336,13 +336,29 @@ def check_keys(config: t.Mapping[str, t.Any]) -> None:
 
         if not isinstance(url, str) and type(url).__name__ != "URL":
             raise TypeError(f"KITSESSION_DATABASE_URL must be a URL string, not {url!r}.")
+        from .stores.sqlerrors import check_url
+
         try:
-            make_url(url)
+            parsed = make_url(url)
         except ArgumentError:
             raise ValueError(
                 "KITSESSION_DATABASE_URL is not a database URL (such as"
                 " postgresql+psycopg://user@host/db or sqlite:///sessions.sqlite3)."
             ) from None
+        try:
+            check_url(parsed)
+        except ValueError as e:
+            raise ValueError(f"KITSESSION_DATABASE_URL: {e}") from None
+    fields = config["KITSESSION_USER_FIELDS"]
+    if fields is not None and (
+        isinstance(fields, str)
+        or not isinstance(fields, collections.abc.Iterable)
+        or not all(isinstance(name, str) for name in fields)
+    ):
+        raise TypeError(
+            "KITSESSION_USER_FIELDS must be a list of the user table's column names"
+            f" (or None for every column but passwords), not {fields!r}."
+        )
     for key in ("KITSESSION_REDIS_URL", "KITSESSION_REDIS_PREFIX"):
         value = config[key]
         if not (isinstance(value, str) or (value is None and key == "KITSESSION_REDIS_URL")):

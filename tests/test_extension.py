@@ -130,6 +130,32 @@ def test_bad_config_names_the_key(key: str, value: t.Any, message: str) -> None:
         KitSession(app, store=MemoryStore())
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        ("KITSESSION_ENGINE_OPTIONS", {"pool_size": "5"}, TypeError),
+        ("KITSESSION_ENGINE_OPTIONS", {"echo": "loud"}, TypeError),
+        ("KITSESSION_ENGINE_OPTIONS", {"poolclass": "QueuePool"}, TypeError),
+        ("KITSESSION_ENGINE_OPTIONS", {"connect_args": "connect_timeout=5"}, ValueError),
+        ("KITSESSION_ENGINE_OPTIONS", {"pool_sise": 5}, TypeError),
+        ("KITSESSION_USER_FIELDS", [1], TypeError),
+        ("KITSESSION_USER_FIELDS", "email", TypeError),
+        ("KITSESSION_DATABASE_URL", "postgres://ada@db.example/app", ValueError),
+    ],
+)
+def test_bad_sql_config_names_the_key(
+    key: str, value: t.Any, error: type[Exception], tmp_path: Path
+) -> None:
+    """What only the SQL store reads is refused at start too, naming the key:
+    create_engine()'s own KeyError or AttributeError says nothing of where the
+    option came from.
+    """
+    config = {"KITSESSION_DATABASE_URL": f"sqlite:///{tmp_path / 's.sqlite3'}", key: value}
+    app = make_app(**config)
+    with pytest.raises(error, match=key):
+        KitSession(app)
+
+
 def test_durations_in_seconds() -> None:
     app = make_app(KITSESSION_IDLE_TIMEOUT=600, KITSESSION_ABSOLUTE_TIMEOUT=3600.0)
     KitSession(app, store=MemoryStore())

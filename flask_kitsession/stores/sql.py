@@ -525,6 +525,11 @@ class SQLAlchemyStore(SessionStore):
         columns = self.user_table.columns
         if user_fields is None:
             return [c for c in columns if "password" not in c.name.lower()]
+        if isinstance(user_fields, str) or not all(isinstance(n, str) for n in user_fields):
+            raise TypeError(
+                "KITSESSION_USER_FIELDS (user_fields) must be a list of column names,"
+                f" not {user_fields!r}."
+            )
         unknown = [name for name in user_fields if name not in columns]
         if unknown:
             raise ValueError(
