@@ -53,10 +53,13 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"Session tables are at revision {migrate.current_revision()}.")
 
 
-@db_command.command("downgrade")
+# A relative revision such as -1 is Alembic's usual spelling, not an option.
+@db_command.command("downgrade", context_settings={"ignore_unknown_options": True})
 @click.argument("revision", default="-1")
 def db_downgrade(revision: str) -> None:
-    """Downgrade the session tables to REVISION (default: one step; 'base' drops them)."""
+    """Downgrade the session tables to REVISION (default: one step; -2 two;
+    'base' drops them).
+    """
     migrate.downgrade(revision=revision)
     click.echo(f"Session tables are at revision {migrate.current_revision() or 'base (none)'}.")
 

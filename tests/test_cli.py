@@ -41,6 +41,8 @@ def test_db_upgrade_check_current_and_downgrade(empty_database: sa.Engine) -> No
     assert result.exit_code == 0 and "match" in result.output
     assert "session" in sa.inspect(empty_database).get_table_names()
 
+    result = runner.invoke(args=["kitsession", "db", "downgrade", "-1"])  # as alembic spells it
+    assert result.exit_code == 0 and "revision 0001" in result.output, result.output
     result = runner.invoke(args=["kitsession", "db", "downgrade", "base"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(args=["kitsession", "db", "check"])
