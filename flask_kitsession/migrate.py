@@ -122,7 +122,9 @@ def _store(app: Flask | None) -> SQLAlchemyStore:
     if not isinstance(store, SQLAlchemyStore):
         raise RuntimeError(
             f"The app's session store is a {type(store).__name__}, which has no"
-            " SQL schema to migrate."
+            " SQL schema to migrate. kitsession's own user table, if the app"
+            " uses it, is created with"
+            " flask_kitsession.models.user_table.create(engine, checkfirst=True)."
         )
     return store
 
