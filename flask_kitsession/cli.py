@@ -11,6 +11,7 @@ from datetime import timedelta
 from datetime import timezone
 
 import click
+import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from . import migrate
@@ -22,6 +23,7 @@ from .signals import ADMIN
 from .state import get_state
 from .stores import SessionRecord
 from .stores import SessionStore
+from .stores.sql import SQLAlchemyStore
 
 
 class _Commands(AppGroup):
@@ -67,7 +69,21 @@ def db_downgrade(revision: str) -> None:
 @db_command.command("current")
 def db_current() -> None:
     """Show the revision the session tables are at."""
-    click.echo(migrate.current_revision() or "base (no session tables)")
+    revision = migrate.current_revision()
+    if revision is not None:
+        click.echo(revision)
+        return
+    store = get_state().store
+    if isinstance(store, SQLAlchemyStore) and sa.inspect(store.engine).has_table(
+        store.session_table.name, schema=store.session_table.schema
+    ):
+        # Flask-Migrate or the app's own Alembic made them, in its history.
+        click.echo(
+            "none: the session table exists, but kitsession's own migrations did not"
+            " make it (your app's migrations did?); `db check` compares it with the models."
+        )
+    else:
+        click.echo("base (no session tables)")
 
 
 @db_command.command("check")

@@ -52,6 +52,11 @@ def test_flask_migrate_puts_the_session_table_in_the_apps_history(
             inspector = sa.inspect(db.engine)
             assert {"users", "session", "alembic_version"} <= set(inspector.get_table_names())
             assert VERSION_TABLE not in inspector.get_table_names()
+        # kitsession's own commands see tables its migrations did not make.
+        result = runner.invoke(args=["kitsession", "db", "current"])
+        assert "the session table exists" in result.output, result.output
+        result = runner.invoke(args=["kitsession", "db", "check"])
+        assert result.exit_code == 0 and "match" in result.output, result.output
         # And it works: log in, read the profile.
         login_app.add_user("u-9", "lin@example.com")
         client = app.test_client()
