@@ -538,6 +538,20 @@ class SQLAlchemyStore(SessionStore):
             )
         return [columns[name] for name in user_fields]
 
+    def _is_user(self, value: t.Any) -> sa.ColumnElement[bool]:
+        """``session.user_id`` is exactly ``value``. MySQL/MariaDB's collations
+        find "user-1" for "USER-1" and "user-1 "; there the bytes are compared
+        too (the index still finds the rows by the collation).
+        """
+        column = self.session_table.c.user_id
+        same: sa.ColumnElement[bool] = column == value
+        if self._collation_compares:
+            exact = sa.cast(column, sa.LargeBinary) == sa.cast(
+                sa.type_coerce(value, column.type), sa.LargeBinary
+            )
+            same = sa.and_(same, exact)
+        return same
+
     def _compile_statements(self) -> None:
         s = self.session_table
         bind = sa.bindparam
@@ -563,7 +577,7 @@ class SQLAlchemyStore(SessionStore):
             "last_seen_at": bind("v_last_seen_at"),
             "expires_at": bind("v_expires_at"),
         }
-        by_user = s.c.user_id == bind("user_id")
+        by_user = self._is_user(bind("user_id"))
         statements: dict[str, t.Any] = {
             # Whether it has expired is checked on the loaded row: one bound
             # parameter fewer on the statement every request runs.
@@ -931,7 +945,7 @@ class SQLAlchemyStore(SessionStore):
             user_id = self._lookup_id(user_id)
             if user_id is NO_USER:
                 return
-            statement = statement.where(s.c.user_id == user_id)
+            statement = statement.where(self._is_user(user_id))
         if now is not None:
             statement = statement.where(s.c.expires_at > now)
         after: str | None = None
