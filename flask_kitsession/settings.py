@@ -243,6 +243,11 @@ class Settings:
             )
         elif not all(isinstance(key, str) for key in keys):
             raise TypeError(f"KITSESSION_CARRY_OVER_KEYS must hold strings, not {keys!r}.")
+        elif "*" in keys:
+            raise ValueError(
+                'KITSESSION_CARRY_OVER_KEYS: "*" carries every key only on its own, as'
+                f' the string "*", not in a list: {keys!r}.'
+            )
         touch = _duration(config, "KITSESSION_TOUCH_INTERVAL")
         assert touch is not None
         user_id_keys = config["KITSESSION_USER_ID_KEYS"]

@@ -122,6 +122,7 @@ def test_config_defaults_are_set_and_documented() -> None:
         ("KITSESSION_TOUCH_INTERVAL", timedelta(days=40), "must be shorter"),
         ("KITSESSION_MAX_DATA_SIZE", 0, "positive int"),
         ("KITSESSION_CARRY_OVER_KEYS", "cart", "list of keys"),
+        ("KITSESSION_CARRY_OVER_KEYS", ["*"], "on its own"),
     ],
 )
 def test_bad_config_names_the_key(key: str, value: t.Any, message: str) -> None:
