@@ -15,6 +15,8 @@ from werkzeug.wrappers import Response
 from . import notify
 from . import tokens
 from .interface import get_interface
+from .login import confirm_fresh_login
+from .login import login_values
 from .models import utc_now
 from .session import current_server_session
 from .session import request_server_session
@@ -82,7 +84,10 @@ def create_session(
     link, an API, a test), then :func:`set_session_cookie` to hand it out.
 
     :param user_id: The user the session belongs to; stored as
-        ``data["user_id"]`` unless ``data`` names the user itself.
+        ``data["user_id"]`` unless ``data`` names the user itself. In an app
+        with Flask-Login, stored as ``login_user()`` stores it (``_user_id``,
+        ``_fresh``, and the ``_id`` of the request's browser), so that
+        ``current_user`` is that user and the login is fresh.
     :param data: The session data.
     :param permanent: Whether the cookie outlives the browser session.
     :raises ValueError: if ``user_id`` and the data name different users.
@@ -96,7 +101,9 @@ def create_session(
     if user_id is not None:
         named = session.user_id
         if named is None:
-            session["user_id"] = user_id
+            # In a Flask-Login app, as login_user() would have linked it.
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            session.update(login_values(app, user_id) or {"user_id": user_id})
         elif named != interface.store.coerce_user_id(user_id):
             # Neither id is quoted: both are session data.
             raise ValueError(
@@ -320,15 +327,18 @@ def credentials_changed(session: ServerSession | None = None) -> int:
 def refresh_authentication() -> None:
     """Record that the user just proved who they are again (re-entered their
     password, say): the current session's :attr:`~ServerSession.authenticated_at`
-    becomes now, so :func:`fresh_login_required` lets them through.
+    becomes now, so :func:`fresh_login_required` lets them through. In an app
+    with Flask-Login it is also ``confirm_login()``: Flask-Login's
+    ``login_fresh()`` agrees, on this browser.
+
+    :raises ValueError: if the session belongs to no user (it expired while
+        the password form was open, say): ask them to log in instead.
 
     .. versionadded:: 0.1
     """
     session = current_server_session()
     session.lifecycle.authenticate()
-    if "_fresh" in session:
-        # Flask-Login's own flag agrees (its login_fresh(), say).
-        session["_fresh"] = True
+    confirm_fresh_login(current_app._get_current_object(), session)  # type: ignore[attr-defined]
 
 
 def set_session_cookie(response: Response, session: ServerSession) -> Response:

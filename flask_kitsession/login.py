@@ -9,7 +9,8 @@
 - ``logout_user()`` deletes the stored session and expires its cookie; what
   the request writes afterwards (a flash, another ``login_user``) goes into
   a new session.
-- ``confirm_login()`` counts as :func:`~flask_kitsession.refresh_authentication`.
+- ``confirm_login()`` counts as :func:`~flask_kitsession.refresh_authentication`,
+  and the other way round: each marks the session fresh for Flask-Login too.
 - :meth:`KitSession.init_login_manager` makes ``current_user`` the user that
   kitsession loaded together with the session: no second query.
 
@@ -23,8 +24,10 @@ from __future__ import annotations
 import typing as t
 
 from flask import Flask
+from flask import has_request_context
 
 from .exceptions import UnknownUserError
+from .lifecycle import FRESH_KEY
 from .session import request_server_session
 from .state import get_state
 
@@ -66,6 +69,41 @@ def _login_confirmed(app: Flask, **extra: t.Any) -> None:
     session = request_server_session()
     if session is not None and session.user_id is not None:
         session.lifecycle.authenticate()
+
+
+def login_values(app: Flask, user_id: t.Any, *, fresh: bool = True) -> dict[str, t.Any]:
+    """What Flask-Login's ``login_user()`` writes, for a session that
+    kitsession makes itself (:func:`~flask_kitsession.create_session`, a magic
+    link; :func:`flask_kitsession.testing.login`): the user under ``_user_id``,
+    ``_fresh``, and in a request the ``_id`` of the browser it comes from,
+    which Flask-Login's session protection compares (without it, "basic"
+    protection makes the login not fresh and "strong" logs it out). Empty in
+    an app without a login manager.
+    """
+    login_manager = getattr(app, "login_manager", None)
+    if login_manager is None:
+        return {}
+    values: dict[str, t.Any] = {"_user_id": str(user_id), "_fresh": fresh}
+    if has_request_context():
+        values["_id"] = login_manager._session_identifier_generator()
+    return values
+
+
+def confirm_fresh_login(app: Flask, session: t.Mapping[str, t.Any]) -> None:
+    """When Flask-Login logged ``session`` in, make its notion of a fresh
+    login agree with :func:`~flask_kitsession.refresh_authentication`:
+    ``confirm_login()`` marks the session fresh for the browser it comes from
+    (``_fresh`` and the ``_id`` that Flask-Login's session protection
+    compares, which a new user agent or address no longer matches). Nothing
+    for a session that Flask-Login has not touched.
+    """
+    if getattr(app, "login_manager", None) is None or not (
+        "_user_id" in session or FRESH_KEY in session
+    ):
+        return
+    from flask_login import confirm_login
+
+    confirm_login()
 
 
 def load_user(user_id: str) -> t.Any:

@@ -42,6 +42,7 @@ from .helpers import create_session
 from .helpers import remove_session
 from .interface import get_interface
 from .interface import KitSessionInterface
+from .login import login_values
 from .session import ServerSession
 from .signals import ADMIN
 
@@ -82,15 +83,9 @@ def login(
     values = dict(data or {})
     # The client's own address and user agent, as a request of it would have.
     with app.test_request_context(environ_base=client.environ_base):
-        login_manager = getattr(app, "login_manager", None)
-        if login_manager is not None:
-            # What Flask-Login's login_user() writes. "_id" identifies the
-            # client for its session protection, which would otherwise make
-            # the login not fresh ("basic") or log the client out ("strong").
-            values["_user_id"] = str(user_id)
-            values["_fresh"] = fresh
-            values["_id"] = login_manager._session_identifier_generator()
-            session = create_session(data=values, permanent=permanent)
+        flask_login = login_values(app, user_id, fresh=fresh)
+        if flask_login:
+            session = create_session(data={**values, **flask_login}, permanent=permanent)
         else:
             if not fresh:
                 # kitsession reads Flask-Login's flag in any app.

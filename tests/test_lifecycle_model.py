@@ -585,7 +585,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         if stored is None or stored.user is None:
             return
         stored.authenticated = self.model.now
-        if "_fresh" in stored.data:
+        if "_fresh" in stored.data or "_user_id" in stored.data:
+            # A session Flask-Login logged in: refresh_authentication() is
+            # its confirm_login() too (_fresh, and _id, which is not compared).
             stored.data["_fresh"] = True
         self.model.slide(stored)
         self.request(index, "/refresh", {}, token="renamed")
