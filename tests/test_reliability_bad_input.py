@@ -17,6 +17,7 @@ from flask import Flask
 from flask import request
 from flask import session
 from flask.testing import FlaskClient
+from werkzeug.exceptions import InternalServerError
 
 from flask_kitsession import SessionDataError
 from flask_kitsession import UnknownUserError
@@ -151,6 +152,10 @@ def test_a_user_that_does_not_exist_is_refused(
         session["user_id"] = int(request.form["user_id"])
         return "ok"
 
+    @app.errorhandler(500)
+    def server_error(error: InternalServerError) -> tuple[str, int]:
+        return type(error.original_exception).__name__, 500
+
     client.post("/set", data={"cart": "book"})
     before = backend.rows()
     path = "/claim" if where == "data" else "/bad-login"
@@ -163,6 +168,9 @@ def test_a_user_that_does_not_exist_is_refused(
     app.config["PROPAGATE_EXCEPTIONS"] = False
     assert client.post(path, data={"user_id": str(UNKNOWN_USER)}).status_code == 500
     assert backend.rows() == before
+    # As docs/lifecycle.md says: raised as the session is saved, it reaches
+    # the app's errorhandler(500) as the original exception.
+    assert client.post(path, data={"user_id": str(UNKNOWN_USER)}).text == "UnknownUserError"
     assert client.get("/get").json == {"cart": "book"}
 
 
