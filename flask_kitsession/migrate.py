@@ -10,6 +10,7 @@ package. Their history lives in its own version table,
 
 from __future__ import annotations
 
+import logging
 import os
 import typing as t
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ DATABASE_URL_ENV = "KITSESSION_DATABASE_URL"
 # Serialise concurrent upgrades (several workers starting at once).
 _PG_LOCK_ID = 0x6B697473  # "kits"
 _LOCK_NAME = "kitsession_migrations"
+
+logger = logging.getLogger("flask_kitsession")
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,7 @@ def include_kitsession(
     target_metadata: sa.MetaData | t.Sequence[sa.MetaData] | None = None,
     *,
     user_model: t.Any = None,
+    after: str | None = None,
 ) -> list[sa.MetaData]:
     """Put kitsession's tables in the app's own Alembic environment: the one
     change an ``env.py`` made by ``alembic init`` needs. Replace its
@@ -250,6 +254,15 @@ def include_kitsession(
     --autogenerate``) compares them with kitsession's models instead of
     proposing to drop them.
 
+    When the session table points at the app's own user table
+    (``user_model``), kitsession's first revision depends on the app's
+    revision that creates that table (Alembic's ``depends_on``), so that
+    ``alembic upgrade heads`` runs it first and ``alembic downgrade base``
+    undoes it last: by default the app's first revision (its base, as
+    Django's ``__first__``), else the one ``after`` names. Until the app has
+    a revision, kitsession's tables are left out (and a warning logged):
+    ``alembic revision --autogenerate`` then writes the app's first revision.
+
     An app that already created the tables with ``flask kitsession db
     upgrade`` runs ``alembic stamp kitsession@head`` once instead of
     upgrading them again.
@@ -259,30 +272,57 @@ def include_kitsession(
     :param user_model: The app's user model when the session table points at
         it (as ``KITSESSION_USER_MODEL``: a mapped class, a ``Table`` or an
         import string); ``None`` for kitsession's own ``user`` table.
+    :param after: With ``user_model``, the app's revision that creates the
+        user table (a revision id or a branch label), when it is not the
+        app's first.
     :return: The app's metadata followed by kitsession's, for
-        ``context.configure(target_metadata=...)``.
+        ``context.configure(target_metadata=...)``; the app's alone while
+        kitsession's tables wait for the app's first revision.
 
     .. versionadded:: 0.1
     """
+    if after is not None and user_model is None:
+        raise TypeError(
+            "after= names the app's revision that creates its user table; pass"
+            " user_model= too (kitsession's own user table needs no such revision)."
+        )
+    if target_metadata is None:
+        app_metadata: list[sa.MetaData] = []
+    elif isinstance(target_metadata, sa.MetaData):
+        app_metadata = [target_metadata]
+    else:
+        app_metadata = list(target_metadata)
     script = context.script
     versions = Path(script_location(), "versions").resolve()
     # The app's own folders: version_locations if alembic.ini lists any, else
     # the versions folder next to its env.py (Alembic's default).
     locations = list(script.version_locations) or [str(Path(script.dir, "versions"))]
     app_folders = [location for location in locations if _resolved(location) != versions]
-    if len(app_folders) == len(locations):
+    missing = len(app_folders) == len(locations)
+    if _revisions_read(script) and (missing or user_model is not None):
+        raise RuntimeError(
+            "kitsession's revisions could not join the app's: Alembic had read"
+            " the app's revisions already. Call include_kitsession() before"
+            " anything in env.py reads them."
+        )
+    apps_own = None
+    if user_model is not None:
+        apps_own = _apps_own_revisions(script, app_folders)
+        order = _FirstRevisionOrder.after_the_apps(apps_own, after)
+        if order is None:
+            logger.warning(
+                "kitsession's tables wait for the app's first revision, which"
+                " creates the user table they point at: `alembic revision"
+                " --autogenerate`, then `alembic upgrade heads`."
+            )
+            return app_metadata
+        # Read by revision 0001 (first_revision_depends_on) when Alembic
+        # loads it, while the migrations run.
+        context.config.attributes[_FIRST_REVISION_ORDER] = order
+    if missing:
         # Added before the revisions are first read: every command that runs
         # env.py reads them only when the migrations run.
         script.version_locations = [*locations, str(versions)]
-        try:
-            script.get_revisions(f"{BRANCH_LABEL}@head")
-        except Exception as e:
-            raise RuntimeError(
-                "kitsession's revisions could not join the app's: Alembic had read"
-                " the app's revisions already. List them in alembic.ini instead:"
-                f" version_locations = <your versions folder> {versions}"
-                " (separated by the path_separator that alembic.ini sets)."
-            ) from e
     # env.py hands in the alembic.context module, a proxy of the running
     # EnvironmentContext (which it keeps as _proxy); the revision context is
     # there while `alembic revision` or `alembic check` runs.
@@ -290,16 +330,125 @@ def include_kitsession(
     options = environment.context_opts if isinstance(environment, EnvironmentContext) else {}
     revision_context = options.get("revision_context")
     if revision_context is not None:
-        _new_revisions_stay_the_apps(script, revision_context, versions, app_folders)
+        if apps_own is None:
+            # No dependency waits for the database: the whole history may be read now.
+            app_heads = [
+                head
+                for head in script.get_heads()
+                if Path(script.get_revision(head).path).resolve().parent != versions
+            ]
+        else:
+            app_heads = apps_own.get_heads()
+        _new_revisions_stay_the_apps(app_heads, revision_context, app_folders)
     target = MigrationTarget.for_user_model(user_model)
     context.config.attributes["kitsession_target"] = target
-    if target_metadata is None:
-        app_metadata: list[sa.MetaData] = []
-    elif isinstance(target_metadata, sa.MetaData):
-        app_metadata = [target_metadata]
-    else:
-        app_metadata = list(target_metadata)
     return [*app_metadata, target.metadata]
+
+
+def _revisions_read(script: t.Any) -> bool:
+    """Return whether Alembic has read the revisions of ``script`` already
+    (then the folders and the dependency come too late).
+
+    Alembic has no public way to ask: its ``RevisionMap`` keeps what it read
+    in the memoized attribute ``_revision_map``. Tested in
+    ``tests/test_app_alembic.py``, which fails if that changes.
+    """
+    return "_revision_map" in vars(script.revision_map)
+
+
+def _apps_own_revisions(script: t.Any, app_folders: list[str]) -> t.Any:
+    """Return a script directory of the app's folders alone, with the
+    options of the app's: it reads the app's revisions without reading
+    kitsession's, before kitsession's first one knows what it depends on.
+    """
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(
+        script.dir,
+        version_locations=app_folders,
+        sourceless=script.sourceless,
+        recursive_version_locations=script.recursive_version_locations,
+    )
+
+
+# Config attribute: the _FirstRevisionOrder of the app's env.py.
+_FIRST_REVISION_ORDER = "kitsession_first_revision_order"
+
+
+@dataclass(frozen=True)
+class _FirstRevisionOrder:
+    """Where kitsession's first revision goes in an app's history whose own
+    revision creates the user table: after :attr:`depends_on`.
+    """
+
+    #: The app's revisions kitsession's first revision depends on.
+    depends_on: tuple[str, ...]
+    #: Those and the app's revisions before them.
+    at_or_before: frozenset[str]
+    #: All the app's revisions.
+    apps: frozenset[str]
+
+    @classmethod
+    def after_the_apps(cls, apps_own: t.Any, after: str | None) -> _FirstRevisionOrder | None:
+        """The order after the app's revision ``after`` (an id or a branch
+        label), else after the app's bases; ``None`` while it has none.
+        """
+        from alembic.util import CommandError
+
+        if after is None:
+            depends_on = tuple(sorted(apps_own.get_bases()))
+            if not depends_on:
+                return None
+        else:
+            try:
+                depends_on = (apps_own.get_revision(after).revision,)
+            except CommandError as e:
+                raise ValueError(
+                    f"include_kitsession(after={after!r}) names no revision of the app's: {e}"
+                ) from e
+        at_or_before = {
+            revision.revision
+            for head in depends_on
+            for revision in apps_own.iterate_revisions(head, "base")
+        }
+        apps = {revision.revision for revision in apps_own.walk_revisions()}
+        return cls(depends_on, frozenset(at_or_before), frozenset(apps))
+
+    def applied_without_it(self, current: t.Collection[str]) -> bool:
+        """Return whether the database had kitsession's revisions applied
+        before this order existed: beside the app's revision they now depend
+        on (or one before it), which the dependency would make their ancestor
+        (Alembic refuses such a version table as "overlapping").
+        """
+        current = set(current)
+        return bool(current & self.at_or_before) and bool(current - self.apps)
+
+
+def first_revision_depends_on() -> tuple[str, ...] | None:
+    """Return the app's revisions kitsession's first revision depends on
+    (its ``depends_on``): those :func:`include_kitsession` found while the
+    app's ``env.py`` runs, ``None`` anywhere else.
+
+    A database whose version table holds kitsession's revisions beside the
+    app's revision they would depend on (applied before the dependency
+    existed) keeps them without it: their order no longer matters there,
+    and Alembic would refuse the version table.
+    """
+    from alembic import context
+
+    # The module has a config only while an env.py runs: Alembic sets it up
+    # for the run and removes it after.
+    config = getattr(context, "config", None)
+    order = None if config is None else config.attributes.get(_FIRST_REVISION_ORDER)
+    if not isinstance(order, _FirstRevisionOrder):
+        return None
+    try:
+        # Alembic reads the revisions once env.py has configured the
+        # context: the version table is there to read.
+        current = context.get_context().get_current_heads()
+    except Exception:  # Alembic's "No context has been configured yet."
+        return order.depends_on
+    return None if order.applied_without_it(current) else order.depends_on
 
 
 def _resolved(location: str) -> Path:
@@ -309,7 +458,7 @@ def _resolved(location: str) -> Path:
 
 
 def _new_revisions_stay_the_apps(
-    script: t.Any, revision_context: t.Any, versions: Path, app_folders: list[str]
+    app_heads: list[str], revision_context: t.Any, app_folders: list[str]
 ) -> None:
     """Make ``alembic revision --autogenerate`` (which runs ``env.py``) write
     the app's revision where it would without kitsession: in the app's
@@ -318,11 +467,6 @@ def _new_revisions_stay_the_apps(
     line left at its default changes: these are the fields Alembic's own
     ``process_revision_directives`` hook may change.
     """
-    app_heads = [
-        head
-        for head in script.get_heads()
-        if Path(script.get_revision(head).path).resolve().parent != versions
-    ]
     head = "base" if not app_heads else app_heads[0] if len(app_heads) == 1 else None
     version_path = app_folders[0] if len(app_folders) == 1 else None
     arguments = revision_context.command_args

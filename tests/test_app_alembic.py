@@ -98,10 +98,13 @@ class Project:
         return result.stdout.strip()
 
 
-def new_project(tmp_path: Path, site: Path, database: Path, *, app_metadata: str = "") -> Project:
-    """``alembic init migrations`` in a new folder, its database URL set,
-    and the one change made to its env.py.
+def new_project(
+    tmp_path: Path, site: Path, database: Path | str, *, app_metadata: str = ""
+) -> Project:
+    """``alembic init migrations`` in a new folder, its database URL set (a
+    SQLite file's path, or a URL), and the one change made to its env.py.
     """
+    url = f"sqlite:///{database}" if isinstance(database, Path) else database
     folder = tmp_path / "project"
     folder.mkdir()
     project = Project(folder, site)
@@ -109,7 +112,10 @@ def new_project(tmp_path: Path, site: Path, database: Path, *, app_metadata: str
     ini = folder / "alembic.ini"
     ini.write_text(
         "\n".join(
-            f"sqlalchemy.url = sqlite:///{database}" if line.startswith("sqlalchemy.url") else line
+            # alembic.ini interpolates "%": a URL's escapes need doubling.
+            f"sqlalchemy.url = {url.replace('%', '%%')}"
+            if line.startswith("sqlalchemy.url")
+            else line
             for line in ini.read_text().splitlines()
         )
     )
@@ -121,10 +127,22 @@ def new_project(tmp_path: Path, site: Path, database: Path, *, app_metadata: str
     return project
 
 
-def tables(database: Path) -> set[str]:
-    engine = sa.create_engine(f"sqlite:///{database}")
+def tables(database: Path | str) -> set[str]:
+    engine = sa.create_engine(f"sqlite:///{database}" if isinstance(database, Path) else database)
     try:
         return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def versions(url: str) -> set[str]:
+    """The rows of the app's ``alembic_version``."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return set(
+                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+            )
     finally:
         engine.dispose()
 
@@ -189,3 +207,220 @@ def test_the_apps_own_revisions_stay_in_the_app(site: Path, tmp_path: Path) -> N
     assert "No new upgrade operations detected" in check.stdout + check.stderr
     # The app's commands that do not run env.py see the app's history alone.
     assert project.run("revision", "-m", "by hand").returncode == 0
+
+
+#: An app whose own revisions create its user table, ``users``.
+USER_MODELS = """\
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(100), unique=True)
+"""
+
+#: An app revision written by hand: ``{revision}``, after ``{down_revision}``,
+#: creates the table ``{table}``.
+HAND_WRITTEN_REVISION = """\
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{revision}"
+down_revision = {down_revision!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        "{table}",
+        sa.Column("id", sa.Integer, primary_key=True),
+        {columns}
+    )
+
+
+def downgrade():
+    op.drop_table("{table}")
+"""
+
+NOTE_MODEL = """
+
+class Note(Base):
+    __tablename__ = "note"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str | None] = mapped_column(sa.String(200))
+"""
+
+USERS_COLUMNS = 'sa.Column("email", sa.String(100), unique=True, nullable=False),'
+NOTE_COLUMNS = 'sa.Column("text", sa.String(200)),'
+
+
+def user_project(tmp_path: Path, site: Path, url: str, *, options: str = "") -> Project:
+    """A new project whose env.py names its own user model, as
+    docs/migrations.md says: ``include_kitsession(context, Base.metadata,
+    user_model="app_models:User")``.
+    """
+    project = new_project(
+        tmp_path,
+        site,
+        url,
+        app_metadata=f'app_models.Base.metadata, user_model="app_models:User"{options}',
+    )
+    env_py = project.folder / "migrations" / "env.py"
+    env_py.write_text("import app_models\n" + env_py.read_text())
+    (project.folder / "app_models.py").write_text(USER_MODELS)
+    return project
+
+
+def add_revision(project: Project, revision: str, down_revision: str | None, table: str) -> None:
+    columns = USERS_COLUMNS if table == "users" else NOTE_COLUMNS
+    (project.folder / "migrations" / "versions" / f"{revision}_{table}.py").write_text(
+        HAND_WRITTEN_REVISION.format(
+            revision=revision, down_revision=down_revision, table=table, columns=columns
+        )
+    )
+
+
+def ran(result: subprocess.CompletedProcess[str], step: str) -> int:
+    """Where Alembic's log says it ran ``step`` (``"upgrade  -> 0001"``, say)."""
+    position = result.stderr.find(f"Running {step}")
+    assert position >= 0, result.stderr
+    return position
+
+
+def test_a_new_project_with_its_own_user_table(
+    site: Path, tmp_path: Path, empty_database_url: str
+) -> None:
+    """The flow docs/migrations.md gives a new project whose first revision
+    creates the user table: autogenerate it, upgrade heads, check. On
+    PostgreSQL and MariaDB, kitsession's foreign key needs ``users`` first.
+    """
+    url = empty_database_url
+    project = user_project(tmp_path, site, url)
+
+    # No revision of the app's yet: kitsession's tables wait for it, and
+    # autogenerate is not held up by kitsession's unapplied head.
+    waiting = project.run("check", ok=False)
+    assert "kitsession's tables wait for the app's first revision" in waiting.stderr
+    assert "Target database is not up to date" not in waiting.stdout + waiting.stderr
+    project.run("revision", "--autogenerate", "-m", "users")
+    [path] = (project.folder / "migrations" / "versions").glob("*_users.py")
+    first = path.name.split("_")[0]
+    upgrade_body = path.read_text().split("def upgrade")[1].split("def downgrade")[0]
+    assert "'users'" in upgrade_body or '"users"' in upgrade_body
+    assert "session" not in upgrade_body
+
+    upgrade = project.run("upgrade", "heads")
+    assert ran(upgrade, f"upgrade  -> {first}") < ran(upgrade, "upgrade  -> 0001")
+    assert tables(url) == {"users", "session", "alembic_version"}
+    check = project.run("check")
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+    current = project.run("current").stdout
+    assert "0002 (head)" in current and first in current
+    assert "Running upgrade" not in project.run("upgrade", "heads").stderr
+
+    # The app's next revision follows its first, as without kitsession.
+    with (project.folder / "app_models.py").open("a") as models:
+        models.write(NOTE_MODEL)
+    project.run("revision", "--autogenerate", "-m", "notes")
+    [path] = (project.folder / "migrations" / "versions").glob("*_notes.py")
+    assert f"down_revision: Union[str, Sequence[str], None] = '{first}'" in path.read_text()
+    project.run("upgrade", "heads")
+    check = project.run("check")
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+
+    downgrade = project.run("downgrade", "base")
+    assert ran(downgrade, "downgrade 0001 -> ") < ran(downgrade, f"downgrade {first} -> ")
+    assert tables(url) == {"alembic_version"}
+
+
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_after_names_the_revision_that_creates_the_user_table(
+    site: Path, tmp_path: Path, empty_database_url: str
+) -> None:
+    """The app's first revision makes another table; its second, ``users``."""
+    url = empty_database_url
+    project = user_project(tmp_path, site, url, options=', after="a2"')
+    with (project.folder / "app_models.py").open("a") as models:
+        models.write(NOTE_MODEL)
+    add_revision(project, "a1", None, "note")
+    add_revision(project, "a2", "a1", "users")
+
+    upgrade = project.run("upgrade", "heads")
+    assert ran(upgrade, "upgrade a1 -> a2") < ran(upgrade, "upgrade  -> 0001")
+    check = project.run("check")
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+    downgrade = project.run("downgrade", "base")
+    assert ran(downgrade, "downgrade 0001 -> ") < ran(downgrade, "downgrade a2 -> a1")
+    assert tables(url) == {"alembic_version"}
+
+    env_py = project.folder / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text().replace('after="a2"', 'after="a9"'))
+    unknown = project.run("upgrade", "heads", ok=False)
+    assert "include_kitsession(after='a9') names no revision of the app's" in unknown.stderr
+
+
+def test_a_database_upgraded_before_the_dependency(site: Path, tmp_path: Path) -> None:
+    """An app whose tables were made before kitsession's first revision
+    depended on the app's: its version table holds both branches' heads,
+    which the dependency would make overlap. Nothing is missing, nothing
+    runs again.
+    """
+    database = tmp_path / "app.sqlite3"
+    url = f"sqlite:///{database}"
+    project = user_project(tmp_path, site, url)
+    add_revision(project, "a1", None, "users")
+    project.run("upgrade", "heads")
+    # As the upgrade without the dependency left it (kitsession's branch had
+    # nothing to wait for): "0002" beside the app's "a1".
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("INSERT INTO alembic_version VALUES ('a1')"))
+    finally:
+        engine.dispose()
+    assert versions(url) == {"a1", "0002"}
+
+    assert "Running upgrade" not in project.run("upgrade", "heads").stderr
+    current = project.run("current").stdout
+    assert "a1 (head)" in current and "0002 (head)" in current
+    check = project.run("check")
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+    assert versions(url) == {"a1", "0002"}
+
+    # The app's next revision moves past it; from then on the dependency holds.
+    add_revision(project, "a2", "a1", "note")
+    project.run("upgrade", "heads")
+    assert versions(url) == {"a2", "0002"}
+    downgrade = project.run("downgrade", "base")
+    assert ran(downgrade, "downgrade 0001 -> ") < ran(downgrade, "downgrade a1 -> ")
+    assert tables(database) == {"alembic_version"}
+
+
+def test_the_revisions_read_check_follows_alembic(tmp_path: Path) -> None:
+    """include_kitsession asks whether Alembic has read the revisions through
+    an attribute of Alembic's (there is no public way): this fails if that
+    changes.
+    """
+    from alembic.script import ScriptDirectory
+
+    from flask_kitsession.migrate import _revisions_read
+
+    (tmp_path / "versions").mkdir()
+    script = ScriptDirectory(str(tmp_path))
+    assert not _revisions_read(script)
+    script.get_heads()
+    assert _revisions_read(script)
+
+
+def test_after_needs_a_user_model() -> None:
+    from flask_kitsession.migrate import include_kitsession
+
+    with pytest.raises(TypeError, match="pass user_model= too"):
+        include_kitsession(object(), after="a1")

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from flask_kitsession.migrate import first_revision_depends_on
 from flask_kitsession.migrate import migration_target
 from flask_kitsession.models import UTCDateTime
 
@@ -18,7 +19,9 @@ revision: str = "0001"
 down_revision: str | None = None
 # kitsession@head, in an app that keeps these revisions in its own history.
 branch_labels: tuple[str, ...] | None = ("kitsession",)
-depends_on: str | None = None
+# In an app's own history whose revision creates the user table
+# (include_kitsession(user_model=...)): that revision, so it runs first.
+depends_on: tuple[str, ...] | None = first_revision_depends_on()
 
 
 def upgrade() -> None:
