@@ -819,8 +819,6 @@ def test_revocation_across_threads_never_resurrects(backend: Backend, clock: Clo
 def test_a_user_the_loader_no_longer_finds_counts_as_gone(backend: Backend, rapp: Flask) -> None:
     """SQL: 'Deleting a user deletes their sessions'; Redis/memory: 'A session
     whose user the loader no longer finds counts as gone'."""
-    if backend.name == "memory":
-        pytest.skip("the docs say this of Redis (redis.md) and SQL only")
     uid = backend.add_user("a@example.com")
     client = rapp.test_client()
     cookie = login(client, uid)

@@ -27,7 +27,8 @@ class MemoryStore(SessionStore):
     development, not behind a multi-worker server.
 
     :param user_loader: Returns the user for a user id, so that
-        ``session.user`` works; without it ``session.user`` is ``None``.
+        ``session.user`` works; without it ``session.user`` is ``None``. A
+        session whose user it no longer finds counts as gone.
     :param user_id_type: The type of user ids (``int``, ``str``,
         ``uuid.UUID``, or a :class:`~flask_kitsession.userkey.UserKeyType`),
         so that ids written as strings (Flask-Login's) find their user.
@@ -95,7 +96,12 @@ class MemoryStore(SessionStore):
             stored = self._rows.get(session_id)
         if stored is None or stored[0].expires_at <= now:
             return None
-        return self._decode(stored, with_user=True)
+        record = self._decode(stored, with_user=True)
+        if record.user is None and record.user_id is not None and self.user_loader is not None:
+            # The user is gone: so is the session, as with RedisStore (and
+            # ON DELETE CASCADE in SQL).
+            return None
+        return record
 
     def create(self, record: SessionRecord, *, replaces: str | None = None) -> None:
         text = self.serializer.dumps(record.data)
