@@ -17,14 +17,17 @@ import math
 import os
 import subprocess
 import sys
+import typing as t
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from click.testing import Result
 from flask import Flask
 from flask import request
 from flask import session
+from werkzeug.test import Cookie
 
 import flask_kitsession
 from flask_kitsession import create_session
@@ -39,6 +42,7 @@ from flask_kitsession import migrate
 from flask_kitsession import regenerate
 from flask_kitsession import remove_all_sessions_for_user
 from flask_kitsession import remove_session
+from flask_kitsession import ServerSession
 from flask_kitsession import SessionDataError
 from flask_kitsession import signals
 from flask_kitsession import UnknownUserError
@@ -130,8 +134,11 @@ class Database:
             e.dispose()
 
 
+MakeDatabase = t.Callable[[str], Database]
+
+
 @pytest.fixture
-def databases(tmp_path):
+def databases(tmp_path: Path) -> t.Iterator[MakeDatabase]:
     made: list[Database] = []
 
     def make(kind: str) -> Database:
@@ -149,7 +156,7 @@ def databases(tmp_path):
 
 
 @pytest.fixture
-def redis_prefix():
+def redis_prefix() -> t.Iterator[str]:
     need("redis")
     import redis
 
@@ -168,11 +175,14 @@ class Backend:
     sessions under a prefix of the review's own and users in SQLite.
     """
 
-    def __init__(self, kind: str, tmp_path: Path, databases, request) -> None:
+    def __init__(
+        self, kind: str, tmp_path: Path, databases: MakeDatabase, request: pytest.FixtureRequest
+    ) -> None:
         self.kind = kind
         self.tmp_path = tmp_path
         self.store = MemoryStore() if kind == "memory" else None
-        self.prefix = None
+        self.prefix: str | None = None
+        self.db: Database | None
         if kind == "redis":
             self.prefix = request.getfixturevalue("redis_prefix")
             self.db = databases("sqlite")
@@ -182,8 +192,8 @@ class Backend:
             self.db = None
         self.apps: list[Flask] = []
 
-    def config(self) -> dict:
-        cfg: dict = {"SECRET_KEY": "review8 secret", "TESTING": True}
+    def config(self) -> dict[str, t.Any]:
+        cfg: dict[str, t.Any] = {"SECRET_KEY": "review8 secret", "TESTING": True}
         if self.db is not None:
             cfg["KITSESSION_DATABASE_URL"] = self.db.url
         if self.kind == "redis":
@@ -191,7 +201,9 @@ class Backend:
             cfg["KITSESSION_REDIS_PREFIX"] = self.prefix
         return cfg
 
-    def app(self, config: dict | None = None, name: str = "review8", **kwargs) -> Flask:
+    def app(
+        self, config: dict[str, t.Any] | None = None, name: str = "review8", **kwargs: t.Any
+    ) -> Flask:
         app = Flask(name, instance_path=str(self.tmp_path / "instance"))
         app.config.update(self.config())
         app.config.update(config or {})
@@ -202,7 +214,9 @@ class Backend:
             # Redis app (migrate.upgrade refuses a RedisStore), so a SQL app on
             # the same database makes them.
             users = Flask("review8_users", instance_path=str(self.tmp_path / "instance"))
-            users.config.update(SECRET_KEY="x", KITSESSION_DATABASE_URL=self.db.url)
+            users.config.update(
+                SECRET_KEY="x", KITSESSION_DATABASE_URL=t.cast(Database, self.db).url
+            )
             KitSession(users)
             migrate.upgrade(users)
             users.extensions["kitsession"].store.engine.dispose()
@@ -216,13 +230,16 @@ class Backend:
         """A user of kitsession's own user table; its id."""
         if self.kind == "memory":
             return abs(hash(email)) % 100000 + 1
-        engine = sa.create_engine(self.db.url)
+        engine = sa.create_engine(t.cast(Database, self.db).url)
         try:
             with engine.begin() as c:
                 c.execute(user_table.insert(), {"email": email, "password_hash": "x"})
-                return c.execute(
-                    sa.select(user_table.c.id).where(user_table.c.email == email)
-                ).scalar_one()
+                return t.cast(
+                    "int | str",
+                    c.execute(
+                        sa.select(user_table.c.id).where(user_table.c.email == email)
+                    ).scalar_one(),
+                )
         finally:
             engine.dispose()
 
@@ -236,30 +253,34 @@ class Backend:
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path, databases):
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, databases: MakeDatabase
+) -> t.Iterator[Backend]:
     b = Backend(request.param, tmp_path, databases, request)
     yield b
     b.close()
 
 
 @pytest.fixture(params=SQL_BACKENDS)
-def sql_backend(request, tmp_path, databases):
+def sql_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, databases: MakeDatabase
+) -> t.Iterator[Backend]:
     b = Backend(request.param, tmp_path, databases, request)
     yield b
     b.close()
 
 
-def data_app(backend: Backend, config: dict | None = None) -> Flask:
+def data_app(backend: Backend, config: dict[str, t.Any] | None = None) -> Flask:
     """An app whose views store and show data, as a user's views would."""
     app = backend.app(config)
 
     @app.post("/put/<key>")
-    def put(key):
+    def put(key: str) -> str:
         session[key] = request.get_json()["value"]
         return "ok"
 
     @app.get("/keys")
-    def keys():
+    def keys() -> str:
         return json.dumps(sorted(session.keys()))
 
     return app
@@ -278,7 +299,7 @@ from markupsafe import Markup  # noqa: E402
 TAG_NAMES = [" t", " di", " b", " u", " m", " d", " kf", " kt", " ks", " kk", " t__", " di__", "__"]
 
 
-def same(a, b) -> bool:
+def same(a: t.Any, b: t.Any) -> bool:
     """Equal with the same types all the way down (session-data.md: "the same
     types all the way down, the same text, the same keys")."""
     if type(a) is not type(b):
@@ -297,7 +318,7 @@ def same(a, b) -> bool:
             and (a.tzinfo is None) == (b.tzinfo is None)
             and getattr(a.tzinfo, "key", None) == getattr(b.tzinfo, "key", None)
         )
-    return a == b
+    return t.cast(bool, a == b)
 
 
 fixed_offsets = st.integers(min_value=-86399, max_value=86399).map(
@@ -332,11 +353,11 @@ values = st.recursive(
 
 def roundtrip_app(backend: Backend) -> Flask:
     app = backend.app()
-    box: dict = {}
+    box: dict[str, t.Any] = {}
     app.config["R8_BOX"] = box
 
     @app.post("/set")
-    def set_():
+    def set_() -> str | tuple[str, int]:
         try:
             session.update(box["data"])
         except SessionDataError as e:
@@ -344,7 +365,7 @@ def roundtrip_app(backend: Backend) -> Flask:
         return "ok"
 
     @app.get("/check")
-    def check():
+    def check() -> str:
         got = dict(session)
         box["got"] = got
         return "ok"
@@ -353,7 +374,9 @@ def roundtrip_app(backend: Backend) -> Flask:
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_every_storable_value_is_read_back_exactly(kind, tmp_path, databases, request):
+def test_every_storable_value_is_read_back_exactly(
+    kind: str, tmp_path: Path, databases: MakeDatabase, request: pytest.FixtureRequest
+) -> None:
     """docs/session-data.md: "a value is either stored and read back **exactly**
     by the next request (the same types all the way down, the same text, the
     same keys) or refused where it is set". The table lists what is stored:
@@ -381,7 +404,7 @@ def test_every_storable_value_is_read_back_exactly(kind, tmp_path, databases, re
                 max_size=3,
             )
         )
-        def check(data):
+        def check(data: dict[str, t.Any]) -> None:
             box.clear()
             box["data"] = data
             client = app.test_client()
@@ -414,7 +437,9 @@ weird_text = st.text(max_size=80) | st.sampled_from(
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_ids_from_a_form_find_no_session_and_raise_nothing(kind, tmp_path, databases, request):
+def test_ids_from_a_form_find_no_session_and_raise_nothing(
+    kind: str, tmp_path: Path, databases: MakeDatabase, request: pytest.FixtureRequest
+) -> None:
     """docs/api.rst, get_session: "Ids that are not well-formed, such as one
     edited in a form, give ``None`` too." remove_session: "Return: Whether the
     session existed." docs/session-data.md: "Lookups by an id no user can have
@@ -437,7 +462,7 @@ def test_ids_from_a_form_find_no_session_and_raise_nothing(kind, tmp_path, datab
             database=None,
         )
         @given(weird_text)
-        def check(text):
+        def check(text: str) -> None:
             with app.app_context():
                 if text != live_id:
                     assert get_session(text) is None
@@ -457,7 +482,14 @@ def test_ids_from_a_form_find_no_session_and_raise_nothing(kind, tmp_path, datab
 # ---------------------------------------------------------------------------
 
 
-def login_app(url: str, key_kind: str, tmp_path: Path, *, uniquifier: bool = False, config=None):
+def login_app(
+    url: str,
+    key_kind: str,
+    tmp_path: Path,
+    *,
+    uniquifier: bool = False,
+    config: dict[str, t.Any] | None = None,
+) -> Flask:
     """The Flask-Login app of docs/flask-login.md, unchanged but for the
     documented lines, with a user model keyed by ``key_kind``."""
     from flask_login import current_user
@@ -472,6 +504,8 @@ def login_app(url: str, key_kind: str, tmp_path: Path, *, uniquifier: bool = Fal
     app.config.update(config or {})
     db = SQLAlchemy(app)
 
+    key_col: t.Callable[[], t.Any]
+    new_key: t.Callable[[int], t.Any]
     if key_kind == "int":
         key_col = lambda: db.Column(db.Integer, primary_key=True)  # noqa: E731
         new_key = lambda n: None  # noqa: E731
@@ -482,7 +516,7 @@ def login_app(url: str, key_kind: str, tmp_path: Path, *, uniquifier: bool = Fal
         key_col = lambda: db.Column(db.Uuid, primary_key=True)  # noqa: E731
         new_key = lambda n: uuid.uuid4()  # noqa: E731
 
-    attrs = {
+    attrs: dict[str, t.Any] = {
         "__tablename__": "account",
         "id": key_col(),
         "email": db.Column(db.String(100), unique=True, nullable=False),
@@ -490,7 +524,7 @@ def login_app(url: str, key_kind: str, tmp_path: Path, *, uniquifier: bool = Fal
     if uniquifier:
         attrs["fs_uniquifier"] = db.Column(db.String(64), unique=True, nullable=False)
 
-        def get_id(self):
+        def get_id(self: t.Any) -> t.Any:
             return self.fs_uniquifier
 
         attrs["get_id"] = get_id
@@ -503,30 +537,30 @@ def login_app(url: str, key_kind: str, tmp_path: Path, *, uniquifier: bool = Fal
         db.create_all()
 
     @app.post("/login/<email>")
-    def login(email):
+    def login(email: str) -> str:
         user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one()
         login_user(user)
         session["cart"] = "apples"
         return "ok"
 
     @app.get("/me")
-    def me():
+    def me() -> str:
         if not current_user.is_authenticated:
             return "anonymous"
         return f"{current_user.email} on {len(get_sessions_for_user(current_user))}"
 
     @app.post("/others")
-    def others():
+    def others() -> str:
         return str(remove_all_sessions_for_user(current_user, current_session))
 
     @app.post("/logout")
-    def logout():
+    def logout() -> str:
         logout_user()
         return "bye"
 
-    def add(email, n):
+    def add(email: str, n: int) -> t.Any:
         with app.app_context():
-            kw = {"email": email}
+            kw: dict[str, t.Any] = {"email": email}
             k = new_key(n)
             if k is not None:
                 kw["id"] = k
@@ -545,7 +579,9 @@ def login_app(url: str, key_kind: str, tmp_path: Path, *, uniquifier: bool = Fal
 
 @pytest.mark.parametrize("kind", SQL_BACKENDS)
 @pytest.mark.parametrize("key_kind", ["int", "str", "uuid", "uniquifier"])
-def test_flask_login_app_keeps_its_code(kind, key_kind, tmp_path, databases):
+def test_flask_login_app_keeps_its_code(
+    kind: str, key_kind: str, tmp_path: Path, databases: MakeDatabase
+) -> None:
     """docs/flask-login.md: "An app that uses Flask-Login keeps its code; add
     kitsession and one line"; "Any single-column primary key works
     (integers, strings, UUIDs)" (configuration.md); fs_uniquifier is
@@ -603,13 +639,14 @@ CONFIG_DOC = (
         ("KITSESSION_DATABASE_URL", "postgres://postgres@127.0.0.1/test"),
     ],
 )
-def test_a_bad_value_fails_at_init_naming_its_key(key, value, tmp_path):
+def test_a_bad_value_fails_at_init_naming_its_key(key: str, value: t.Any, tmp_path: Path) -> None:
     """docs/configuration.md: "`init_app` checks them and names the key that
     is wrong (a `TypeError` or `ValueError`), so a typo fails at start, not on
-    the first request: ... a URL, prefix or option of the wrong kind". Each value here is of the wrong kind for its key (a string
-    where SQLAlchemy needs an int, a dict or a class; a misspelt engine option;
-    column positions or a bare string instead of a list of column names); the
-    error must be a TypeError or ValueError whose message names the key.
+    the first request: ... a URL, prefix or option of the wrong kind". Each
+    value here is of the wrong kind for its key (a string where SQLAlchemy
+    needs an int, a dict or a class; a misspelt engine option; column
+    positions or a bare string instead of a list of column names); the error
+    must be a TypeError or ValueError whose message names the key.
     """
     app = Flask("review8_cfg", instance_path=str(tmp_path / "instance"))
     app.config.update(SECRET_KEY="x", KITSESSION_DATABASE_URL=f"sqlite:///{tmp_path}/c.sqlite3")
@@ -619,7 +656,9 @@ def test_a_bad_value_fails_at_init_naming_its_key(key, value, tmp_path):
     assert key in str(info.value), f"{type(info.value).__name__}: {info.value}"
 
 
-def test_a_reauthenticate_view_that_names_no_endpoint_is_logged_and_answers_401(tmp_path, caplog):
+def test_a_reauthenticate_view_that_names_no_endpoint_is_logged_and_answers_401(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """docs/configuration.md: "a `KITSESSION_REAUTHENTICATE_VIEW` that names no
     endpoint of the app is logged as an error on the `flask_kitsession` logger,
     and the stale login gets `401`, as with `None`"."""
@@ -629,13 +668,13 @@ def test_a_reauthenticate_view_that_names_no_endpoint_is_logged_and_answers_401(
 
     @app.post("/login")
     @with_new_session
-    def login():
+    def login() -> str:
         session["user_id"] = 1
         return "ok"
 
     @app.get("/secret")
     @flask_kitsession.fresh_login_required(max_age=dt.timedelta(microseconds=1))
-    def secret():
+    def secret() -> str:
         return "secret"
 
     client = app.test_client()
@@ -651,14 +690,14 @@ def test_a_reauthenticate_view_that_names_no_endpoint_is_logged_and_answers_401(
 # ---------------------------------------------------------------------------
 
 
-def test_one_extension_on_two_apps_keeps_their_databases_apart(tmp_path):
+def test_one_extension_on_two_apps_keeps_their_databases_apart(tmp_path: Path) -> None:
     """kitsession's docstring (docs/api.rst): "Create it once and call
     :meth:`init_app` in your app factory". Two apps with their own
     ``KITSESSION_DATABASE_URL`` from one ``KitSession()``: each keeps its
     sessions in its own database, and a cookie of one (same SECRET_KEY) is
     anonymous on the other."""
     kit = KitSession()
-    apps = []
+    apps: list[Flask] = []
     for n in (1, 2):
         app = Flask(f"review8_factory{n}", instance_path=str(tmp_path / f"instance{n}"))
         app.config.update(
@@ -668,19 +707,19 @@ def test_one_extension_on_two_apps_keeps_their_databases_apart(tmp_path):
         migrate.upgrade(app)
 
         @app.route("/put", methods=["POST"], endpoint="put")
-        def put(n=n):
+        def put(n: int = n) -> str:
             session["app"] = n
             return "ok"
 
         @app.get("/get", endpoint="get")
-        def get():
+        def get() -> str:
             return str(session.get("app"))
 
         apps.append(app)
     a, b = apps
     ca = a.test_client()
     ca.post("/put")
-    cookie = ca.get_cookie("session").value
+    cookie = t.cast(Cookie, ca.get_cookie("session")).value
     cb = b.test_client()
     cb.set_cookie("session", cookie)
     assert ca.get("/get").get_data(as_text=True) == "1"
@@ -693,12 +732,12 @@ def test_one_extension_on_two_apps_keeps_their_databases_apart(tmp_path):
         app.extensions["kitsession"].store.engine.dispose()
 
 
-def test_one_store_shared_by_two_apps_tells_each_app_only_its_own(tmp_path):
+def test_one_store_shared_by_two_apps_tells_each_app_only_its_own(tmp_path: Path) -> None:
     """docs/signals.md: "The sender is always the app, so `connect_via(app)`
     hears only that app (one store may serve several)." docs/api.rst: store
     "shared by every app it is initialised on"."""
     store = MemoryStore()
-    apps = []
+    apps: list[Flask] = []
     for n in (1, 2):
         app = Flask(f"review8_shared{n}", instance_path=str(tmp_path / "instance"))
         app.config.update(SECRET_KEY="shared")
@@ -706,17 +745,17 @@ def test_one_store_shared_by_two_apps_tells_each_app_only_its_own(tmp_path):
 
         @app.post("/login", endpoint="login")
         @with_new_session
-        def login(n=n):
+        def login(n: int = n) -> str:
             session["user_id"] = n
             return "ok"
 
         @app.post("/out", endpoint="out")
         @with_delete_session
-        def out():
+        def out() -> str:
             return "bye"
 
         apps.append(app)
-    heard = {1: [], 2: []}
+    heard: dict[int, list[tuple[str, dict[str, t.Any]]]] = {1: [], 2: []}
     for n, app in zip((1, 2), apps, strict=True):
         for sig in (
             signals.session_created,
@@ -751,7 +790,9 @@ class Clock:
         return self.now
 
 
-def test_redis_keys_keep_the_prefix_and_expire_with_the_session(tmp_path, databases, request):
+def test_redis_keys_keep_the_prefix_and_expire_with_the_session(
+    tmp_path: Path, databases: MakeDatabase, request: pytest.FixtureRequest
+) -> None:
     """docs/redis.md: "Each session is a hash under `<prefix>session:{xy}:<id>`";
     "A user's sessions are indexed in sorted sets `<prefix>user:{xy}:<user id>`";
     "A session's key has a Redis TTL that ends when the session does; saving or
@@ -775,22 +816,22 @@ def test_redis_keys_keep_the_prefix_and_expire_with_the_session(tmp_path, databa
 
     @app.post("/login")
     @with_new_session
-    def login():
+    def login() -> str:
         session["user_id"] = uid
         return "ok"
 
     @app.get("/read")
-    def read():
+    def read() -> str:
         return str(current_session.user_id)
 
     r = redis.Redis.from_url(REDIS_URL)
     try:
         client = app.test_client()
         client.post("/login")
-        keys = [k.decode() for k in r.scan_iter(match=backend.prefix + "*")]
+        keys = [k.decode() for k in r.scan_iter(match=t.cast(str, backend.prefix) + "*")]
         assert keys and all(k.startswith(backend.prefix) for k in keys), keys
-        (skey,) = [k for k in keys if k.startswith(backend.prefix + "session:")]
-        (ukey,) = [k for k in keys if k.startswith(backend.prefix + "user:")]
+        (skey,) = [k for k in keys if k.startswith(t.cast(str, backend.prefix) + "session:")]
+        (ukey,) = [k for k in keys if k.startswith(t.cast(str, backend.prefix) + "user:")]
         assert ukey.endswith(f":{uid}"), ukey
         assert 990 <= r.ttl(skey) <= 1000
         assert r.ttl(ukey) >= r.ttl(skey) - 2
@@ -817,7 +858,9 @@ def test_redis_keys_keep_the_prefix_and_expire_with_the_session(tmp_path, databa
 BIN = Path(PYTHON).parent
 
 
-def run(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if k != "KITSESSION_DATABASE_URL"}
     full_env.update(env or {})
     proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
@@ -861,7 +904,9 @@ def me():
 
 
 @pytest.mark.parametrize("kind", SQL_BACKENDS)
-def test_flask_migrate_puts_the_session_table_in_the_apps_history(kind, tmp_path, databases):
+def test_flask_migrate_puts_the_session_table_in_the_apps_history(
+    kind: str, tmp_path: Path, databases: MakeDatabase
+) -> None:
     """docs/migrations.md, Flask-Migrate: "`flask db migrate` puts it in your
     history and `flask db upgrade` creates it"; docs/flask-login.md: "Once, add
     `import flask_kitsession.models` to `migrations/script.py.mako`". Then the
@@ -914,7 +959,9 @@ def test_flask_migrate_puts_the_session_table_in_the_apps_history(kind, tmp_path
 
 
 @pytest.mark.parametrize("kind", SQL_BACKENDS)
-def test_alembic_upgrade_head_in_a_checkout(kind, tmp_path, databases):
+def test_alembic_upgrade_head_in_a_checkout(
+    kind: str, tmp_path: Path, databases: MakeDatabase
+) -> None:
     """docs/migrations.md: "In a checkout of this repository, `alembic upgrade
     head` with its top-level `alembic.ini`: the URL comes from
     `KITSESSION_DATABASE_URL` or `-x url=...`"; then `flask kitsession db
@@ -979,7 +1026,9 @@ def downgrade():
 
 
 @pytest.mark.parametrize("kind", SQL_BACKENDS)
-def test_the_apps_own_alembic_env_with_its_own_user_table(kind, tmp_path, databases):
+def test_the_apps_own_alembic_env_with_its_own_user_table(
+    kind: str, tmp_path: Path, databases: MakeDatabase
+) -> None:
     """docs/migrations.md, "Your app's own Alembic environment": in a project
     made by `alembic init`, one change to env.py, and "When the session table
     points at your own user table, say so:
@@ -1012,7 +1061,8 @@ def test_the_apps_own_alembic_env_with_its_own_user_table(kind, tmp_path, databa
             "target_metadata = None\n",
             "from myapp.models import Base\n"
             "from flask_kitsession.migrate import include_kitsession\n\n"
-            'target_metadata = include_kitsession(context, Base.metadata, user_model="myapp.models:User")\n',
+            "target_metadata = include_kitsession(context, Base.metadata, "
+            'user_model="myapp.models:User")\n',
         )
     )
     (tmp_path / "migrations" / "versions" / "a1b2c3d4e5f6_users.py").write_text(USERS_REVISION)
@@ -1029,35 +1079,35 @@ def test_the_apps_own_alembic_env_with_its_own_user_table(kind, tmp_path, databa
 # ---------------------------------------------------------------------------
 
 
-def helper_app(backend: Backend):
+def helper_app(backend: Backend) -> tuple[Flask, int | str, int | str]:
     app = backend.app()
     ada = backend.add_user(app, "ada@example.com")
     bob = backend.add_user(app, "bob@example.com")
 
     @app.post("/login/<who>")
     @with_new_session
-    def login(who):
+    def login(who: str) -> str:
         session["user_id"] = ada if who == "ada" else bob
         session["note"] = who
         return "ok"
 
     @app.get("/who")
-    def who():
+    def who() -> str:
         return f"{current_session.user_id}:{session.get('note')}"
 
     @app.post("/regenerate")
-    def regen():
+    def regen() -> str:
         regenerate()
         return "ok"
 
     @app.post("/password")
-    def password():
+    def password() -> str:
         return str(credentials_changed())
 
     return app, ada, bob
 
 
-def test_regenerate_and_credentials_changed(backend):
+def test_regenerate_and_credentials_changed(backend: Backend) -> None:
     """docs/lifecycle.md: "`regenerate()` gives the session a new token at the
     end of the request, keeping its data and clocks"; "`credentials_changed()`,
     after a password change, signs the user out of every other session and
@@ -1066,17 +1116,17 @@ def test_regenerate_and_credentials_changed(backend):
     "once with the count". api.rst: credentials_changed "raises ValueError:
     if the session belongs to no user"."""
     app, ada, bob = helper_app(backend)
-    heard = []
+    heard: list[tuple[t.Any, dict[str, t.Any]]] = []
     for sig in (signals.session_rotated, signals.session_revoked, signals.session_created):
         sig.connect_via(app)(lambda sender, _s=sig, **kw: heard.append((_s, kw)))
     laptop, phone, tablet, other = (app.test_client() for _ in range(4))
     for c in (laptop, phone, tablet):
         c.post("/login/ada")
     other.post("/login/bob")
-    old = laptop.get_cookie("session").value
+    old = t.cast(Cookie, laptop.get_cookie("session")).value
     heard.clear()
     assert laptop.post("/regenerate").status_code == 200
-    new = laptop.get_cookie("session").value
+    new = t.cast(Cookie, laptop.get_cookie("session")).value
     assert new != old
     assert laptop.get("/who").get_data(as_text=True) == f"{ada}:ada"
     stale = app.test_client()
@@ -1100,7 +1150,7 @@ def test_regenerate_and_credentials_changed(backend):
         anon.post("/password")
 
 
-def test_testing_helpers(backend):
+def test_testing_helpers(backend: Backend) -> None:
     """docs/testing.md: `login(client, user)` "stores a real session in the
     app's store ... and gives the client its cookie"; "On a SQL store, a user
     id that no user has raises UnknownUserError"; `session_of(client)` "returns
@@ -1118,10 +1168,10 @@ def test_testing_helpers(backend):
     assert session_of(client) is None
     stored = login(client, ada, data={"note": "given"})
     assert client.get("/who").get_data(as_text=True) == f"{ada}:given"
-    assert session_of(client).id == stored.id
+    assert t.cast(ServerSession, session_of(client)).id == stored.id
     with app.app_context():
         assert [s.id for s in get_sessions_for_user(ada)] == [stored.id]
-    heard = []
+    heard: list[dict[str, t.Any]] = []
     signals.session_revoked.connect_via(app)(lambda sender, **kw: heard.append(kw))
     assert revoke(client) is True
     assert revoke(client) is False
@@ -1132,14 +1182,14 @@ def test_testing_helpers(backend):
         with pytest.raises(UnknownUserError):
             login(app.test_client(), 987654)
     app.test_client_class = KitSessionClient
-    signed_in = app.test_client(user=bob)
+    signed_in = t.cast(KitSessionClient, app.test_client(user=bob))
     assert signed_in.get("/who").get_data(as_text=True) == f"{bob}:None"
-    assert signed_in.server_session.user_id == bob
+    assert t.cast(ServerSession, signed_in.server_session).user_id == bob
     assert signed_in.revoke() is True
     assert signed_in.get("/who").get_data(as_text=True) == "None:None"
 
 
-def test_config_keys_do_what_they_say(backend):
+def test_config_keys_do_what_they_say(backend: Backend) -> None:
     """The table of docs/configuration.md: KITSESSION_SIGN_COOKIE "Off: the
     cookie is the bare 256-bit token"; KITSESSION_TRACK_USER_AGENT and
     KITSESSION_TRACK_IP off store neither; KITSESSION_USER_ID_KEYS "the session
@@ -1163,7 +1213,7 @@ def test_config_keys_do_what_they_say(backend):
     ada = backend.add_user(app, "ada@example.com")
 
     @app.post("/anon")
-    def anon():
+    def anon() -> str:
         session["cart"] = ["apples"]
         session["scratch"] = 1
         session["user_id"] = 12345  # no longer a user key: plain data
@@ -1171,18 +1221,18 @@ def test_config_keys_do_what_they_say(backend):
 
     @app.post("/login")
     @with_new_session
-    def login():
+    def login() -> str:
         session["account"] = ada
         return "ok"
 
     @app.get("/show")
-    def show():
+    def show() -> str:
         s = current_session
         return json.dumps([s.user_id, sorted(session.keys()), s.user_agent, s.ip_address])
 
     client = app.test_client()
     client.post("/anon", headers={"User-Agent": "Review8/1.0"})
-    token = client.get_cookie("session").value
+    token = t.cast(Cookie, client.get_cookie("session")).value
     assert len(token) == 43 and "." not in token, token
     assert json.loads(client.get("/show").get_data(as_text=True)) == [
         None,
@@ -1191,7 +1241,7 @@ def test_config_keys_do_what_they_say(backend):
         None,
     ]
     client.post("/login", headers={"User-Agent": "Review8/1.0"})
-    assert client.get_cookie("session").value != token
+    assert t.cast(Cookie, client.get_cookie("session")).value != token
     assert json.loads(client.get("/show").get_data(as_text=True)) == [
         ada,
         ["account", "cart"],
@@ -1199,7 +1249,7 @@ def test_config_keys_do_what_they_say(backend):
         None,
     ]
     # a bare token one character off is anonymous, not an error
-    good = client.get_cookie("session").value
+    good = t.cast(Cookie, client.get_cookie("session")).value
     bad = good[:20] + ("A" if good[20] != "A" else "B") + good[21:]
     other = app.test_client()
     other.set_cookie("session", bad)
@@ -1213,7 +1263,7 @@ def test_config_keys_do_what_they_say(backend):
     assert json.loads(client.get("/show").get_data(as_text=True))[0] is None
 
 
-def test_cli_list_revoke_cleanup_on_every_store(backend):
+def test_cli_list_revoke_cleanup_on_every_store(backend: Backend) -> None:
     """docs/cli.md: "`list` and `revoke` work on every store"; "`revoke
     --session` takes the whole id or its first 8 or more characters";
     "`revoke --user ID` signs a user out everywhere. Both print the sessions
@@ -1229,7 +1279,7 @@ def test_cli_list_revoke_cleanup_on_every_store(backend):
     b1.post("/login/bob")
     runner = app.test_cli_runner()
 
-    def cli(*args):
+    def cli(*args: str) -> Result:
         result = runner.invoke(args=["kitsession", *args])
         assert result.exception is None or isinstance(result.exception, SystemExit), (
             args,
@@ -1277,7 +1327,9 @@ def readme_quickstart() -> str:
 
 
 @pytest.mark.parametrize("kind", SQL_BACKENDS)
-def test_readme_quick_start_and_its_curl_flow(kind, tmp_path, databases, monkeypatch):
+def test_readme_quick_start_and_its_curl_flow(
+    kind: str, tmp_path: Path, databases: MakeDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """README.md: "Save this as `quickstart.py`" with `create_engine(
     "sqlite:///quickstart.sqlite3")  # or postgresql+psycopg://...`; then the
     curl flow: two devices log in, "signed in on 2 devices", sign-out-others,
@@ -1288,7 +1340,7 @@ def test_readme_quick_start_and_its_curl_flow(kind, tmp_path, databases, monkeyp
         database = databases(kind)
         code = code.replace('"sqlite:///quickstart.sqlite3"', repr(database.url))
     monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": "quickstart"}
+    namespace: dict[str, t.Any] = {"__name__": "quickstart"}
     exec(compile(code, "quickstart.py", "exec"), namespace)
     app = namespace["app"]
     try:
@@ -1318,8 +1370,8 @@ def test_readme_quick_start_and_its_curl_flow(kind, tmp_path, databases, monkeyp
 
 @pytest.mark.parametrize("kind", SQL_BACKENDS)
 def test_readme_quick_start_login_with_a_nul_in_the_form_is_not_a_500(
-    kind, tmp_path, databases, monkeypatch
-):
+    kind: str, tmp_path: Path, databases: MakeDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """README.md quick start, "# or postgresql+psycopg://..."; and
     docs/session-data.md: "A visitor can put a NUL into any form field, so
     refusing it would turn client input into a 500". The README's own views
@@ -1331,7 +1383,7 @@ def test_readme_quick_start_login_with_a_nul_in_the_form_is_not_a_500(
         database = databases(kind)
         code = code.replace('"sqlite:///quickstart.sqlite3"', repr(database.url))
     monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": "quickstart"}
+    namespace: dict[str, t.Any] = {"__name__": "quickstart"}
     exec(compile(code, "quickstart.py", "exec"), namespace)
     app = namespace["app"]
     app.config["PROPAGATE_EXCEPTIONS"] = False
