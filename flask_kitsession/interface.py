@@ -197,6 +197,7 @@ class KitSessionInterface(SessionInterface):
             "KitSessionInterface only saves ServerSession objects."
         )
         lifecycle = session.lifecycle
+        lifecycle.closed()
         if lifecycle.skip_save:
             # Not loaded (a static file, or the store failed): leave the
             # client's cookie alone.

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import logging
 import typing as t
 from dataclasses import dataclass
 from dataclasses import replace
@@ -43,6 +44,8 @@ from flask import has_app_context
 from . import tokens
 from .exceptions import UnknownUserError
 from .stores.base import SessionRecord
+
+logger = logging.getLogger("flask_kitsession")
 
 if t.TYPE_CHECKING:
     from .session import ServerSession
@@ -142,6 +145,8 @@ _RESEND = Outcome(Action.NOTHING, CookieAction.SET)
 #: Flask-Login's flag of a login that is not fresh (a remember cookie,
 #: ``login_user(fresh=False)``).
 FRESH_KEY = "_fresh"
+#: Where Flask's ``flash()`` keeps the messages not yet shown.
+FLASHES_KEY = "_flashes"
 
 
 class SessionLifecycle:
@@ -183,6 +188,10 @@ class SessionLifecycle:
     #: The ids of the sessions handed to the browser in this request
     #: (:meth:`adopt`); see :meth:`discarded` and :meth:`undelivered`.
     handed: list[str] | None = None
+    #: The response has been saved (:meth:`closed`): later writes are lost,
+    #: and the first is logged.
+    saved = False
+    _told_too_late = False
     #: The user loaded for :attr:`linked`, and whether it was attached.
     _user: t.Any = None
     _user_for: t.Any = None
@@ -205,6 +214,11 @@ class SessionLifecycle:
         self.cookie = cookie
         #: The user the session is linked to now.
         self.linked: t.Any = origin.user_id if origin is not None else None
+        #: The messages ``flash()`` had stored for the linked user before this
+        #: request, not shown yet: they never follow the browser to someone
+        #: else, though the key does when this request flashes too.
+        flashes = origin.data.get(FLASHES_KEY) if origin is not None else None
+        self.flashes_before: tuple[t.Any, ...] = tuple(flashes) if isinstance(flashes, list) else ()
 
     # -- reading ----------------------------------------------------------------
 
@@ -284,6 +298,8 @@ class SessionLifecycle:
 
     def wrote(self, session: ServerSession, keys: t.Iterable[str]) -> None:
         """Record that the request wrote ``keys``; a user key links."""
+        if self.saved:
+            self._written_too_late()
         written = self.written
         if written is None:
             written = self.written = set()
@@ -304,14 +320,21 @@ class SessionLifecycle:
 
     def removed(self, session: ServerSession, key: str) -> None:
         """Record that the request removed ``key``; a user key unlinks."""
+        if self.saved:
+            self._written_too_late()
         if self.written is not None:
             self.written.discard(key)
+        if key == FLASHES_KEY:
+            self.flashes_before = ()  # shown (get_flashed_messages)
         if key in self.context.settings.user_id_keys:
             self._user_keys_changed(session, self.user_from(session), wrote=False)
 
     def cleared(self, session: ServerSession) -> None:
         """Record that the request emptied the session."""
+        if self.saved:
+            self._written_too_late()
         self.written = None
+        self.flashes_before = ()
         if self.linked is not None:
             self._user_keys_changed(session, None, wrote=False)
 
@@ -356,6 +379,8 @@ class SessionLifecycle:
                     _forget_csrf_token(key)
                 if self.written is not None:
                     self.written.discard(key)
+        if previous is not None and previous != user:
+            self._leave_user(session)
         self.replaced = True
         self.linked = user
         self.authenticated = False
@@ -411,6 +436,8 @@ class SessionLifecycle:
         dict.update(session, kept)
         if csrf:
             _forget_csrf_token(settings.csrf_key)
+        if self.linked is not None:
+            self._leave_user(session)
         self.replaced = True
         self.ended = True
         self.linked = None
@@ -420,6 +447,37 @@ class SessionLifecycle:
         self.token = None
         self.written = set(kept) if kept else None
         session.modified = True
+
+    def closed(self) -> None:
+        """The session was saved with the response's headers: what the
+        request changes from now on (inside a streamed response) is lost.
+        """
+        self.saved = True
+
+    def _written_too_late(self) -> None:
+        if not self._told_too_late:
+            self._told_too_late = True
+            logger.warning(
+                "The session changed after the response was saved (inside a streamed"
+                " response?): the change is not stored. Change the session before the"
+                " view returns its response."
+            )
+
+    def _leave_user(self, session: ServerSession) -> None:
+        """The browser leaves the linked user (a logout, a login as someone
+        else): of the flashed messages that follow, only this request's do.
+        The user's earlier ones are theirs, not the next visitor's.
+        """
+        before, self.flashes_before = self.flashes_before, ()
+        flashes = dict.get(session, FLASHES_KEY)
+        if not before or not isinstance(flashes, list):
+            return
+        if tuple(flashes[: len(before)]) == before:
+            del flashes[: len(before)]
+            if not flashes:
+                dict.__delitem__(session, FLASHES_KEY)
+                if self.written is not None:
+                    self.written.discard(FLASHES_KEY)
 
     def adopt(self, session: ServerSession, other: ServerSession) -> None:
         """Become ``other``, a stored session handed to the browser in this
@@ -438,6 +496,7 @@ class SessionLifecycle:
         self.cookie = CookieState.VALID
         self.replaced = self.ended = self.rotate = self.authenticated = False
         self.written = None
+        self.flashes_before = ()
         self.resend = True
         session.modified = False
 

@@ -294,6 +294,19 @@ def make_app(backend: Backend, clock: Clock, carry: str, users: list[int]) -> Fl
         session["user_id"] = form_user()
         return "in"
 
+    @app.post("/login-welcome")
+    @with_new_session
+    def login_welcome() -> str:
+        flash("Welcome.")
+        session["user_id"] = form_user()
+        return "in"
+
+    @app.post("/logout-flash")
+    @with_delete_session
+    def logout_flash() -> str:
+        flash("Signed out.")
+        return "out"
+
     @app.post("/login-user")
     def login_user_view() -> str:
         login_user(
@@ -511,6 +524,31 @@ class LifecycleMachine(RuleBasedStateMachine):
         flashes = browser.session.data.get("_flashes", 0) if browser.session else 0
         token = self.model.write(browser, "_flashes", flashes + 1)
         self.request(index, "/login-form", {}, token=token)
+
+    def flashes_that_follow(self, browser: Browser, user: int | None) -> int:
+        """How many flashed messages follow a request that flashes one and
+        leaves the browser linked to ``user``: a user's pending messages never
+        follow the browser to someone else (docs/security.md, section 0).
+        """
+        stored = browser.session
+        pending = stored.data.get("_flashes", 0) if stored is not None else 0
+        before = stored.user if stored is not None else None
+        return 1 if before is not None and before != user else pending + 1
+
+    @rule(index=browser_index, user=st.integers(0, 2))
+    def login_that_flashes_a_welcome(self, index: int, user: int) -> None:
+        uid = self.users[user]
+        browser = self.browsers[index]
+        written = {"_flashes": self.flashes_that_follow(browser, uid), "user_id": uid}
+        token = self.model.link(browser, written, login=True)
+        self.request(index, "/login-welcome", {"user": str(uid)}, token=token)
+
+    @rule(index=browser_index)
+    def logout_that_flashes(self, index: int) -> None:
+        browser = self.browsers[index]
+        token = self.model.end(browser, {"_flashes": self.flashes_that_follow(browser, None)})
+        browser.remember = None
+        self.request(index, "/logout-flash", {}, token=token, may_end=True)
 
     @rule(index=browser_index, user=st.integers(0, 2), fresh=st.booleans(), remember=st.booleans())
     def flask_login_login_user(self, index: int, user: int, fresh: bool, remember: bool) -> None:
