@@ -85,7 +85,7 @@ def create_session(
 
     :param user_id: The user the session belongs to; stored as
         ``data["user_id"]`` unless ``data`` names the user itself. In an app
-        with Flask-Login, stored as ``login_user()`` stores it (``_user_id``,
+        with Flask-Login, also as ``login_user()`` stores it (``_user_id``,
         ``_fresh``, and the ``_id`` of the request's browser), so that
         ``current_user`` is that user and the login is fresh.
     :param data: The session data.
@@ -101,9 +101,9 @@ def create_session(
     if user_id is not None:
         named = session.user_id
         if named is None:
-            # In a Flask-Login app, as login_user() would have linked it.
+            # In a Flask-Login app, also as login_user() would have linked it.
             app = current_app._get_current_object()  # type: ignore[attr-defined]
-            session.update(login_values(app, user_id) or {"user_id": user_id})
+            session.update({"user_id": user_id, **login_values(app, user_id)})
         elif named != interface.store.coerce_user_id(user_id):
             # Neither id is quoted: both are session data.
             raise ValueError(
