@@ -352,8 +352,9 @@ class SessionLifecycle:
         """Start the session over (a new token), linked to ``user``.
 
         What follows: the keys this request wrote (but for user keys naming
-        someone else), and the keys of ``KITSESSION_CARRY_OVER_KEYS`` when the
-        session was anonymous or was already ``user``'s (never from one user
+        someone else), and the keys of ``KITSESSION_CARRY_OVER_KEYS`` and the
+        flashed messages when the session was anonymous or was already
+        ``user``'s (never from one user
         to another; never the user keys or Flask-Login's ``_fresh``, which
         are the new login's to say). At the end of the
         request it becomes a new session, replacing the origin, if it is
@@ -372,7 +373,9 @@ class SessionLifecycle:
                     key == FRESH_KEY or self.names({key: dict.get(session, key)}, user)
                 )
             else:
-                keep = key in written or (carries and settings.carries(key))
+                # The visitor's own waiting messages follow them into their
+                # account, whether the view flashes before or after the login.
+                keep = key in written or (carries and (key == FLASHES_KEY or settings.carries(key)))
             if not keep:
                 dict.__delitem__(session, key)
                 if key == settings.csrf_key:

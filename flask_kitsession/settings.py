@@ -104,8 +104,9 @@ DOCUMENTATION: dict[str, str] = {
         " (``WTF_CSRF_FIELD_NAME``) is carried this way in any case."
     ),
     "KITSESSION_USER_ID_KEYS": (
-        "The session keys that name the session's user; the first one present"
-        " wins. Writing one of them is a login: the session gets a new token and"
+        "The session keys that name the session's user: the first one present,"
+        " in this order, in stored data; the one written, when a request writes"
+        " one. Writing one of them is a login: the session gets a new token and"
         " is linked to that user. An app that keeps something else under"
         ' ``id`` (a cart, a last-viewed item) removes ``"id"`` from this list.'
     ),

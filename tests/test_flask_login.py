@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from benchmarks.queries import QueryRecorder
 from flask.testing import FlaskClient
@@ -38,6 +39,38 @@ def test_login_user_links_the_session_and_gives_a_new_token(login_app: LoginApp)
     other = login_app.app.test_client()
     other.set_cookie("session", before or "")
     assert other.get("/profile").status_code == 401
+
+
+@pytest.mark.parametrize("protection", ["basic", "strong"])
+def test_session_protection_acts_on_the_one_stored_session(
+    login_app: LoginApp, protection: str
+) -> None:
+    """docs/flask-login.md: a request from another browser than the login's
+    makes the stored session not fresh for every browser ("basic"), or ends
+    it, signing out the owner too ("strong").
+    """
+    from flask_login import login_fresh
+
+    app = login_app.app
+    app.login_manager.session_protection = protection  # type: ignore[attr-defined]
+
+    @app.get("/fresh")
+    def fresh() -> str:
+        return str(login_fresh())
+
+    login_app.add_user("u-1", "ada@example.com")
+    owner = app.test_client()
+    owner.post("/login/u-1", headers={"User-Agent": "Owner/1.0"})
+    assert owner.get("/fresh", headers={"User-Agent": "Owner/1.0"}).text == "True"
+    thief = app.test_client()
+    thief.set_cookie("session", session_cookie(owner) or "")
+    thief.get("/profile", headers={"User-Agent": "Thief/1.0"})
+    if protection == "basic":
+        assert owner.get("/profile", headers={"User-Agent": "Owner/1.0"}).status_code == 200
+        assert owner.get("/fresh", headers={"User-Agent": "Owner/1.0"}).text == "False"
+    else:
+        assert owner.get("/profile", headers={"User-Agent": "Owner/1.0"}).status_code == 401
+        assert thief.get("/profile", headers={"User-Agent": "Thief/1.0"}).status_code == 401
 
 
 def test_logout_user_deletes_the_session(login_app: LoginApp) -> None:

@@ -146,6 +146,9 @@ class Model:
         if key in USER_KEYS or key == "_fresh":
             # Who is logged in, and how freshly, is the login's to say.
             return False
+        if key == "_flashes":
+            # The visitor's own waiting messages, into their account.
+            return True
         return self.carry == "all" or (self.carry == "cart" and key == "cart")
 
     def expire(self, browsers: t.Iterable[Browser]) -> None:
