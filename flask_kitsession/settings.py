@@ -355,7 +355,19 @@ def check_keys(config: t.Mapping[str, t.Any]) -> None:
             check_url(parsed)
         except ValueError as e:
             raise ValueError(f"KITSESSION_DATABASE_URL: {e}") from None
-    fields = config["KITSESSION_USER_FIELDS"]
+    check_user_fields(config["KITSESSION_USER_FIELDS"])
+    for key in ("KITSESSION_REDIS_URL", "KITSESSION_REDIS_PREFIX"):
+        value = config[key]
+        if not (isinstance(value, str) or (value is None and key == "KITSESSION_REDIS_URL")):
+            raise TypeError(f"{key} must be a string, not {value!r}.")
+
+
+def check_user_fields(fields: t.Any) -> None:
+    """Refuse a ``KITSESSION_USER_FIELDS`` (or ``user_fields=``) that is not
+    ``None`` or column names: ``[1]`` would pick a column by its position.
+
+    :raises TypeError: naming the key.
+    """
     if fields is not None and (
         isinstance(fields, str)
         or not isinstance(fields, collections.abc.Iterable)
@@ -365,7 +377,3 @@ def check_keys(config: t.Mapping[str, t.Any]) -> None:
             "KITSESSION_USER_FIELDS must be a list of the user table's column names"
             f" (or None for every column but passwords), not {fields!r}."
         )
-    for key in ("KITSESSION_REDIS_URL", "KITSESSION_REDIS_PREFIX"):
-        value = config[key]
-        if not (isinstance(value, str) or (value is None and key == "KITSESSION_REDIS_URL")):
-            raise TypeError(f"{key} must be a string, not {value!r}.")

@@ -26,6 +26,7 @@ from ..exceptions import SessionExistsError
 from ..exceptions import StoreUnavailableError
 from ..exceptions import UnknownUserError
 from ..serialization import SessionSerializer
+from ..settings import check_user_fields
 from ..userkey import UserKeyType
 from ..users import UserFactory
 from ._fastpath import Disconnected
@@ -523,13 +524,9 @@ class SQLAlchemyStore(SessionStore):
 
     def _user_columns(self, user_fields: t.Sequence[str] | None) -> list[sa.Column[t.Any]]:
         columns = self.user_table.columns
+        check_user_fields(user_fields)
         if user_fields is None:
             return [c for c in columns if "password" not in c.name.lower()]
-        if isinstance(user_fields, str) or not all(isinstance(n, str) for n in user_fields):
-            raise TypeError(
-                "KITSESSION_USER_FIELDS (user_fields) must be a list of column names,"
-                f" not {user_fields!r}."
-            )
         unknown = [name for name in user_fields if name not in columns]
         if unknown:
             raise ValueError(
